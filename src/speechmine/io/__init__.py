@@ -1,0 +1,1 @@
+"""Readers and writers of the files speechmine consumes and produces."""
