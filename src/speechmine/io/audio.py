@@ -1,0 +1,251 @@
+"""Audio decoding for speech encoders: any common format -> 1-D float32, mono, 16 kHz.
+
+Decoding goes through soundfile first (its wheels bundle libsndfile >= 1.1: wav, flac,
+ogg/vorbis, ogg/opus, mp3) and falls back to PyAV (FFmpeg; optional ``av`` package) for what
+libsndfile cannot read (m4a/aac, webm, ...). Channels are averaged to mono and the signal is
+resampled to :data:`~speechmine.types.SAMPLE_RATE` with soxr's high-quality filter.
+
+Manifests address many short segments in few long files, so :class:`AudioCache` decodes each
+file once and serves slices of it; :func:`load_segments` validates every segment against its
+file and turns problems into short reject reasons instead of exceptions, so one bad line does
+not stop a shard.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..types import SAMPLE_RATE, AudioSegment, samples_to_seconds, seconds_to_samples
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AudioDecodeError", "load_audio", "resample", "AudioCache", "load_segments",
+           "batch_by_duration"]
+
+
+class AudioDecodeError(RuntimeError):
+    """The file exists but neither soundfile nor PyAV can decode it (message says why)."""
+
+
+def _decode_soundfile(path: str) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    data, sr = sf.read(path, dtype="float32", always_2d=True)
+    return data, int(sr)
+
+
+def _decode_av(path: str) -> tuple[np.ndarray, int]:
+    import av  # optional: only needed for formats libsndfile lacks
+
+    with av.open(path) as container:
+        if not container.streams.audio:
+            raise AudioDecodeError("no audio stream")
+        stream = container.streams.audio[0]
+        # Planar float keeps channels apart whatever the codec's native sample format is;
+        # rate and layout are left alone so that downmix and resampling stay in one place.
+        resampler = av.AudioResampler(format="fltp")
+        chunks: list[np.ndarray] = []
+        rate = 0
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray())
+                rate = out.sample_rate
+        for out in resampler.resample(None):  # flush
+            chunks.append(out.to_ndarray())
+    if not chunks or not rate:
+        raise AudioDecodeError("no audio frames decoded")
+    return np.concatenate(chunks, axis=1).T.astype(np.float32, copy=False), rate
+
+
+def resample(wave: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample a 1-D or ``(frames, channels)`` float32 signal with soxr (HQ)."""
+    if sr_in == sr_out:
+        return wave
+    import soxr
+
+    return soxr.resample(wave, sr_in, sr_out, quality="HQ").astype(np.float32, copy=False)
+
+
+def _to_mono_16k(data: np.ndarray, sr: int) -> np.ndarray:
+    """``(frames, channels)`` at ``sr`` -> contiguous 1-D float32 at 16 kHz in [-1, 1]."""
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    out = resample(np.ascontiguousarray(mono, dtype=np.float32), sr)
+    # Resampling filters ring a little past full scale; encoders are promised [-1, 1].
+    # ``out`` is a fresh array (decoder or soxr output), so clipping in place is safe.
+    return np.clip(out, -1.0, 1.0, out=out)
+
+
+def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode a whole audio file to mono 16 kHz.
+
+    Returns:
+        ``(n_samples,)`` float32 in [-1, 1] at :data:`~speechmine.types.SAMPLE_RATE`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        AudioDecodeError: the file cannot be decoded by soundfile nor by PyAV (if installed).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(path)
+    try:
+        data, sr = _decode_soundfile(path)
+    except Exception as sf_exc:  # libsndfile raises LibsndfileError/RuntimeError/TypeError
+        try:
+            data, sr = _decode_av(path)
+        except ImportError:
+            raise AudioDecodeError(
+                f"{sf_exc} (install the optional 'av' package to decode more formats)"
+            ) from sf_exc
+        except Exception as av_exc:
+            raise AudioDecodeError(f"soundfile: {sf_exc}; PyAV: {av_exc}") from av_exc
+        log.debug("decoded %s with PyAV (soundfile: %s)", path, sf_exc)
+    if data.shape[0] == 0:
+        return np.zeros(0, dtype=np.float32)
+    return _to_mono_16k(data, sr)
+
+
+class AudioCache:
+    """Least-recently-used cache of decoded files, bounded by the total samples it holds.
+
+    Each file is decoded once while it stays in the cache; failures are remembered too, so a
+    corrupt file referenced by a thousand segments is tried once. The returned arrays are
+    read-only (callers get views of shared buffers; copy before writing). One cache per
+    worker process: it is not thread-safe.
+
+    Args:
+        max_samples: bound on the cached waveforms, in samples at 16 kHz (default one hour,
+            ~230 MB). A single file larger than the bound is returned but not kept.
+    """
+
+    def __init__(self, max_samples: int = 3600 * SAMPLE_RATE) -> None:
+        self.max_samples = int(max_samples)
+        self._waves: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._errors: OrderedDict[str, Exception] = OrderedDict()
+        self._held = 0
+        self.decodes = 0  # number of files decoded (hits do not count): for tests and stats
+
+    @property
+    def held_samples(self) -> int:
+        """Samples currently cached."""
+        return self._held
+
+    def get(self, path: str | os.PathLike[str]) -> np.ndarray:
+        """The whole file as read-only ``(n_samples,)`` float32 at 16 kHz (see :func:`load_audio`)."""
+        key = os.path.abspath(os.fspath(path))
+        wave = self._waves.get(key)
+        if wave is not None:
+            self._waves.move_to_end(key)
+            return wave
+        if key in self._errors:
+            raise self._errors[key]
+        self.decodes += 1
+        try:
+            wave = load_audio(key)
+        except (OSError, AudioDecodeError) as exc:
+            self._errors[key] = exc
+            if len(self._errors) > 10_000:  # errors are tiny, but keep the bound honest
+                self._errors.popitem(last=False)
+            raise
+        wave.flags.writeable = False
+        if len(wave) <= self.max_samples:
+            self._waves[key] = wave
+            self._held += len(wave)
+            while self._held > self.max_samples:
+                _, old = self._waves.popitem(last=False)
+                self._held -= len(old)
+        return wave
+
+
+def _check_bounds(seg: AudioSegment, min_duration: float | None,
+                  max_duration: float | None) -> str | None:
+    """Reject reason from the offsets alone (no decoding), or ``None``."""
+    if seg.start >= seg.end:
+        return f"empty segment: start {seg.start} >= end {seg.end}"
+    n = seg.end - seg.start
+    if min_duration is not None and n < seconds_to_samples(min_duration):
+        return f"too short: {samples_to_seconds(n):.3f} s < min {min_duration:g} s"
+    if max_duration is not None and n > seconds_to_samples(max_duration):
+        return f"too long: {samples_to_seconds(n):.3f} s > max {max_duration:g} s"
+    return None
+
+
+def load_segments(
+    segments: Sequence[AudioSegment],
+    cache: AudioCache | None = None,
+    min_duration: float | None = None,
+    max_duration: float | None = None,
+    group_by_file: bool = True,
+) -> Iterator[tuple[int, np.ndarray | str]]:
+    """Load and validate manifest segments.
+
+    Yields ``(index, waveform)`` for a good segment (read-only ``(end - start,)`` float32 at
+    16 kHz, a view into the cached file) and ``(index, reason)`` for a rejected one, ``index``
+    being the position in ``segments``. Reasons: empty segment (start >= end), too short or
+    too long (``min_duration``/``max_duration``, seconds), audio file not found, unreadable
+    audio, end past the end of the file (strict; the reason says by how much).
+
+    With ``group_by_file`` (default) segments are visited file by file, in order of each
+    file's first appearance and input order within a file, so every file is decoded once
+    however small the cache; otherwise in input order. Either way each index is yielded once.
+    """
+    cache = cache if cache is not None else AudioCache()
+    order: Sequence[int] = range(len(segments))
+    if group_by_file:
+        first: dict[str, int] = {}
+        for i, seg in enumerate(segments):
+            first.setdefault(seg.path, i)
+        order = sorted(order, key=lambda i: (first[segments[i].path], i))
+    for i in order:
+        seg = segments[i]
+        reason = _check_bounds(seg, min_duration, max_duration)
+        if reason is None:
+            try:
+                wave = cache.get(seg.path)
+            except FileNotFoundError:
+                reason = f"audio file not found: {seg.path}"
+            except (OSError, AudioDecodeError) as exc:
+                reason = f"unreadable audio: {exc}"
+            else:
+                if seg.end > len(wave):
+                    reason = (
+                        f"end {seg.end} past end of file ({len(wave)} samples, "
+                        f"{samples_to_seconds(len(wave)):.3f} s) by {seg.end - len(wave)} "
+                        f"samples ({samples_to_seconds(seg.end - len(wave)):.3f} s)"
+                    )
+                else:
+                    yield i, wave[seg.start : seg.end]
+                    continue
+        log.debug("reject %s:%d: %s", seg.source, seg.lineno, reason)
+        yield i, reason
+
+
+def batch_by_duration(items: Sequence[Any], max_seconds: float) -> list[np.ndarray]:
+    """Group items into batches whose padded size stays within ``max_seconds`` of audio.
+
+    Args:
+        items: waveforms (anything with ``len``) or lengths, in samples at 16 kHz.
+        max_seconds: budget per batch: ``longest item x batch size`` <= this. An item longer
+            than the budget gets a batch of its own.
+
+    Returns:
+        Batches of indices into ``items``, longest items first, so that each batch pads little.
+    """
+    lengths = np.fromiter((x if np.isscalar(x) else len(x) for x in items), dtype=np.int64,
+                          count=len(items))
+    budget = seconds_to_samples(max_seconds)
+    order = np.argsort(-lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        longest = max(int(lengths[order[start]]), 1)  # sorted: the first is the longest
+        size = max(1, budget // longest)
+        batches.append(order[start : start + size])
+        start += size
+    return batches
