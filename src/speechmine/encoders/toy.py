@@ -1,0 +1,65 @@
+"""A deterministic toy encoder with known answers, for tests and examples.
+
+It understands number words in English, French, German and Spanish (0–20) and digits: a
+sentence maps to a vector that is the L2-normalised sum of one-hot vectors of the numbers it
+mentions, plus a small hash-based vector of its other words (so unrelated sentences are not
+identical). "three dogs" and "trois chiens" share the number 3 and land close together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import register
+from .base import Encoder
+
+_WORDS = {
+    "en": "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+          "fourteen fifteen sixteen seventeen eighteen nineteen twenty",
+    "fr": "zéro un deux trois quatre cinq six sept huit neuf dix onze douze treize quatorze "
+          "quinze seize dix-sept dix-huit dix-neuf vingt",
+    "de": "null eins zwei drei vier fünf sechs sieben acht neun zehn elf zwölf dreizehn "
+          "vierzehn fünfzehn sechzehn siebzehn achtzehn neunzehn zwanzig",
+    "es": "cero uno dos tres cuatro cinco seis siete ocho nueve diez once doce trece catorce "
+          "quince dieciséis diecisiete dieciocho diecinueve veinte",
+}
+NUMBER_OF = {w: i for words in _WORDS.values() for i, w in enumerate(words.split())}
+NUMBER_OF["une"] = 1
+
+
+@register
+class ToyEncoder(Encoder):
+    """Number-word encoder (dim 64 by default); ``noise`` weights the non-number words."""
+
+    name = "toy"
+    modality = "text"
+
+    def __init__(self, lang: str | None = None, batch_size: int = 64, dim: int = 64,
+                 noise: float = 0.1, **options: Any) -> None:
+        super().__init__(lang=lang, batch_size=batch_size, **options)
+        if dim < 24:
+            raise ValueError("toy encoder needs dim ≥ 24 (21 number slots + noise)")
+        self.dim, self.noise = int(dim), float(noise)
+
+    def _one(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        for tok in re.findall(r"[\w-]+", text.lower()):
+            if tok.isdigit() and int(tok) <= 20:
+                v[int(tok)] += 1
+            elif tok in NUMBER_OF:
+                v[NUMBER_OF[tok]] += 1
+            else:
+                h = int.from_bytes(hashlib.md5(tok.encode()).digest()[:4], "little")
+                v[21 + h % (self.dim - 21)] += self.noise
+        return v
+
+    def encode_batch(self, items: Sequence[str]) -> np.ndarray:
+        return np.stack([self._one(t) for t in items]) if items else np.zeros((0, self.dim))
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**super().fingerprint(), "lang": None, "noise": self.noise}

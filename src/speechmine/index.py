@@ -1,0 +1,101 @@
+"""FAISS index choice, training, per-shard population and merging (arrays and index files).
+
+Small collections are searched exactly (see :mod:`speechmine.knn`). Above
+``IndexConfig.exact_max_size`` rows, an IVF-PQ index is chosen by size as stopes does
+(``OPQ64,IVF{n},PQ64``), trained on a seeded random sample, populated shard by shard with
+global int64 ids, then merged. Inner product on L2-normalised vectors throughout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import faiss
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: (more than this many rows, number of IVF lists): stopes' size table
+IVF_TABLE: tuple[tuple[int, int], ...] = (
+    (500_000_000, 262_144), (100_000_000, 131_072), (10_000_000, 65_536),
+    (4_000_000, 32_768), (700_000, 16_384), (250_000, 8_192), (160_000, 4_096),
+    (80_000, 2_048), (10_000, 1_024),
+)
+
+
+def _pq_m(dim: int) -> int:
+    """PQ sub-quantisers: 64 like stopes when the dimension allows, else the largest divisor."""
+    for m in (64, 48, 32, 24, 16, 12, 8, 4, 2, 1):
+        if dim % m == 0 and m <= dim:
+            return m
+    return 1
+
+
+def choose_index_type(rows: int, dim: int, requested: str = "auto", exact_max_size: int = 200_000
+                      ) -> str:
+    """The FAISS factory string for a collection of ``rows`` vectors (``"exact"`` = brute force).
+
+    ``requested`` other than ``auto`` is used as given (``Flat``/``exact`` → exact search).
+    """
+    if requested in ("exact", "Flat"):
+        return "exact"
+    if requested != "auto":
+        return requested
+    if rows <= exact_max_size:
+        return "exact"
+    nlist = next((n for limit, n in IVF_TABLE if rows > limit), 1024)
+    m = _pq_m(dim)
+    return f"OPQ{m},IVF{nlist},PQ{m}"
+
+
+def sample_rows(sizes: Sequence[int], n: int, seed: int) -> list[np.ndarray]:
+    """Seeded uniform sample of ``n`` rows over shards; returns sorted row indices per shard."""
+    total = int(sum(sizes))
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(total, size=min(n, total), replace=False))
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    return [pick[(pick >= lo) & (pick < hi)] - lo for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def train_index(factory: str, sample: np.ndarray, seed: int) -> faiss.Index:
+    """An empty index of type ``factory`` trained on ``sample`` (s, d) float32."""
+    dim = sample.shape[1]
+    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.cp.seed = seed
+        if len(sample) < ivf.nlist:
+            raise ValueError(f"index {factory!r} needs at least {ivf.nlist} training vectors, "
+                             f"the collection has {len(sample)}: choose a smaller index_type")
+    log.info("training %s on %d vectors", factory, len(sample))
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    return index
+
+
+def populate(trained: faiss.Index, vectors: np.ndarray, first_id: int, chunk: int = 65536
+             ) -> faiss.Index:
+    """A copy of ``trained`` holding ``vectors`` with ids ``first_id …`` (one shard)."""
+    index = faiss.clone_index(trained)
+    for i0 in range(0, len(vectors), chunk):
+        x = np.ascontiguousarray(vectors[i0 : i0 + chunk], dtype=np.float32)
+        ids = np.arange(first_id + i0, first_id + i0 + len(x), dtype=np.int64)
+        index.add_with_ids(x, ids)
+    return index
+
+
+def merge(trained: faiss.Index, shards: Sequence[faiss.Index]) -> faiss.Index:
+    """Merge per-shard IVF indexes (same training) into one; ids are kept as added."""
+    merged = faiss.clone_index(trained)
+    target = faiss.extract_index_ivf(merged)
+    for shard in shards:
+        target.merge_from(faiss.extract_index_ivf(shard), 0)
+    # an OPQ wrapper counts its own ntotal
+    merged.ntotal = target.ntotal
+    return merged
+
+
+def set_nprobe(index: faiss.Index, nprobe: int) -> None:
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.nprobe = min(nprobe, ivf.nlist)

@@ -1,0 +1,315 @@
+"""The stages of a mining run, each a function over files that can be rerun alone.
+
+inputs → embed → (index) → knn → mine → outputs. Each stage writes under
+``<output_dir>/work/<stage>/<key>`` where ``key`` hashes its inputs and the settings that
+change its result; an existing output is reused, a missing one is (re)computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import RunConfig, SideConfig
+from ..index import choose_index_type, merge, populate, sample_rows, set_nprobe, train_index
+from ..io.atomic import atomic_path, write_json, write_npz
+from ..io.embeddings import EmbeddingFileError, load_embeddings
+from ..io.text import InputError, Reject, SideInputs, find_shards, read_nl_file, scan_text_side
+from ..knn import Neighbours, exact_knn_both, index_knn
+from ..margin import Alignment, margin_scores, neighbourhood_mean, pick_candidates, select_pairs
+from .cache import file_digest, key_of
+from .embed import EmbedJob, embedding_dim, run_embed_job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Side:
+    """A side during a run: its config, inputs, and compact embedding files (one per shard)."""
+
+    role: str  # "src" | "tgt"
+    cfg: SideConfig
+    inputs: SideInputs
+    digests: list[str]
+    emb_files: list[str] = dataclasses.field(default_factory=list)
+    emb_key: str = ""
+
+    @property
+    def n(self) -> int:
+        return len(self.inputs.kept)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _stat_key(paths: list[str]) -> list[Any]:
+    out = []
+    for p in paths:
+        st = os.stat(p)
+        out.append([os.path.abspath(p), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def stage_inputs(cfg: RunConfig, role: str, work: Path) -> Side:
+    """Find and scan one side's shards (cached on their path, size and mtime)."""
+    side_cfg = cfg.src if role == "src" else cfg.tgt
+    d = side_cfg.data
+    where = f"lang_configs.{side_cfg.name}"
+    shards = find_shards(side_cfg.name, d.data_shard_dir, d.shard_list, d.shard_glob, d.bname,
+                         d.shard_type, where)
+    metas = None
+    if d.meta_glob:
+        metas = sorted(glob.glob(d.meta_glob.replace("{lang}", side_cfg.name)))
+        if not metas:
+            raise InputError(f"{where}.data.meta_glob: no file matches {d.meta_glob!r}")
+    unify = cfg.mine.unify and side_cfg.modality == "text"
+    key = key_of("inputs", _stat_key(shards + (metas or [])), cfg.on_error, unify,
+                 d.shard_type, d.manifest_units, side_cfg.encoder.name)
+    path = work / "inputs" / f"{role}-{side_cfg.name}-{key}.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        inputs = SideInputs(shards=saved["shards"], sizes=saved["sizes"],
+                            kept=np.asarray(saved["kept"], dtype=np.int64), metas=saved["metas"],
+                            rejects=[Reject(**r) for r in saved["rejects"]],
+                            blank=saved["blank"], duplicates=saved["duplicates"])
+        return Side(role, side_cfg, inputs, saved["digests"])
+    nl = None
+    if d.nl_file_template and d.data_shard_dir:
+        nl = read_nl_file(Path(d.data_shard_dir) / d.nl_file_template.replace("{lang}",
+                                                                             side_cfg.name))
+        if nl is not None and len(nl) != len(shards):
+            nl = None  # stopes: an .nl file counts only when it has one number per shard
+    if side_cfg.modality == "speech":
+        from ..io.speech_inputs import scan_speech_side
+
+        inputs = scan_speech_side(role, side_cfg, shards, cfg.on_error, cfg.progress)
+    else:
+        inputs = scan_text_side(role, shards, metas, nl, cfg.on_error, unify, cfg.progress)
+    digests = [file_digest(s) for s in shards]
+    write_json(path, {"shards": inputs.shards, "sizes": inputs.sizes,
+                      "kept": inputs.kept.tolist(), "metas": inputs.metas,
+                      "rejects": [dataclasses.asdict(r) for r in inputs.rejects],
+                      "blank": inputs.blank, "duplicates": inputs.duplicates,
+                      "digests": digests})
+    return Side(role, side_cfg, inputs, digests)
+
+
+# --------------------------------------------------------------------------- embed
+
+
+def _existing_embeddings(side: Side) -> list[str] | None:
+    g = side.cfg.existing_embedding_glob
+    if not g:
+        return None
+    from ..io.text import shard_sort_key
+
+    files = sorted(glob.glob(g.replace("{lang}", side.cfg.name)), key=shard_sort_key)
+    if len(files) != len(side.inputs.shards):
+        raise InputError(f"lang_configs.{side.cfg.name}.existing_embedding_glob: {len(files)} "
+                         f"files match {g!r}, expected one per shard "
+                         f"({len(side.inputs.shards)})")
+    return files
+
+
+def embed_jobs(cfg: RunConfig, side: Side, work: Path) -> list[EmbedJob]:
+    """One job per shard; ``side.emb_files`` is filled with their (future) output paths."""
+    enc = side.cfg.encoder
+    existing = _existing_embeddings(side)
+    side.emb_key = key_of("embed", enc.name, enc.result_options(), side.cfg.lang, cfg.fp16,
+                          existing and [os.path.abspath(e) for e in existing],
+                          cfg.embedding_dimensions)
+    out_dir = work / "embed" / f"{side.role}-{side.cfg.name}-{side.emb_key}"
+    offsets = side.inputs.offsets
+    kept = side.inputs.kept
+    jobs, files = [], []
+    for s, shard in enumerate(side.inputs.shards):
+        lo, hi = offsets[s], offsets[s + 1]
+        rows = kept[(kept >= lo) & (kept < hi)] - lo
+        shard_key = key_of(side.digests[s], rows.tobytes().hex() if len(rows) < 64 else
+                           key_of(rows.tobytes().hex()))
+        out = out_dir / f"{s:05d}-{shard_key}.npy"
+        files.append(str(out))
+        if out.exists():
+            continue
+        jobs.append(EmbedJob(
+            shard=shard, rows=rows, out=str(out), encoder=enc.name,
+            encoder_options=dict(enc.options), lang=side.cfg.lang, modality=side.cfg.modality,
+            fp16=cfg.fp16, meta={"shard": shard, "side": side.role, "lang": side.cfg.lang},
+            source="import" if existing else "encode",
+            existing=existing[s] if existing else None,
+            existing_dim=cfg.embedding_dimensions,
+            existing_dtype="float16" if cfg.fp16 else "float32",
+            shard_rows=side.inputs.sizes[s], progress=cfg.progress,
+            manifest_units=side.cfg.data.manifest_units))
+    side.emb_files = files
+    return jobs
+
+
+def stage_embed(cfg: RunConfig, sides: list[Side], work: Path, executor: Any) -> dict[str, int]:
+    """Embed every missing shard of both sides; returns the number of shards embedded."""
+    done: dict[str, int] = {}
+    for side in sides:
+        jobs = embed_jobs(cfg, side, work)
+        futures = [executor.submit(run_embed_job, job) for job in jobs]
+        for f in futures:
+            f.result()
+        done[side.role] = len(jobs)
+    dims = {side.role: {embedding_dim(f) for f in side.emb_files} for side in sides}
+    for side in sides:
+        if len(dims[side.role]) > 1:
+            raise EmbeddingFileError(f"side {side.cfg.name}: shards of different dimensions "
+                                     f"{sorted(dims[side.role])}")
+    (ds,), (dt,) = dims["src"], dims["tgt"]
+    if ds != dt:
+        raise EmbeddingFileError(
+            f"the two sides live in different spaces: {sides[0].cfg.name} has {ds}-d "
+            f"embeddings ({sides[0].cfg.encoder.name}), {sides[1].cfg.name} has {dt}-d "
+            f"({sides[1].cfg.encoder.name}); use encoders of one embedding space")
+    return done
+
+
+def load_side_matrix(side: Side) -> np.ndarray:
+    """All compact embeddings of a side as one (n, d) float32 array in memory."""
+    parts = [load_embeddings(f) for f in side.emb_files]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        raise InputError(f"side {side.cfg.name} has nothing to mine: every line is blank or "
+                         f"rejected ({side.inputs.total} lines in {len(side.inputs.shards)} "
+                         "shard(s))")
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- index + knn
+
+
+def _side_index(cfg: RunConfig, side: Side, factory: str, work: Path) -> Any:
+    """Train on a seeded sample, populate per shard, merge; cached as one .faiss file."""
+    import faiss
+
+    key = key_of("index", side.emb_key, [Path(f).name for f in side.emb_files], factory,
+                 cfg.index.seed, cfg.index.train_sample_size)
+    out = work / "index" / f"{side.role}-{side.cfg.name}-{key}.faiss"
+    if out.exists():
+        return faiss.read_index(str(out))
+    mats = [load_embeddings(f) for f in side.emb_files]
+    picks = sample_rows([len(m) for m in mats], cfg.index.train_sample_size, cfg.index.seed)
+    sample = np.concatenate([m[p] for m, p in zip(mats, picks)]).astype(np.float32)
+    trained = train_index(factory, sample, cfg.index.seed)
+    shard_indexes, first = [], 0
+    for m in mats:
+        shard_indexes.append(populate(trained, m, first))
+        first += len(m)
+    merged = merge(trained, shard_indexes)
+    with atomic_path(out) as tmp:
+        faiss.write_index(merged, str(tmp))
+    return merged
+
+
+def _existing_index(side: Side) -> Any:
+    """A user-supplied index over the side's global ids, remapped to compact ids."""
+    import faiss
+
+    index = faiss.read_index(side.cfg.existing_index_path)
+    expected = side.inputs.total
+    if index.ntotal != expected and index.ntotal != side.n:
+        raise InputError(f"existing_index_path {side.cfg.existing_index_path}: holds "
+                         f"{index.ntotal} vectors, the side has {expected} lines")
+    return index
+
+
+class _RemappedIndex:
+    """Search wrapper mapping an index's global ids to compact ids (-1 for dropped rows)."""
+
+    def __init__(self, index: Any, side: Side) -> None:
+        self.index, self.ntotal = index, side.n
+        self.lookup = np.full(side.inputs.total + 1, -1, dtype=np.int64)
+        self.lookup[side.inputs.kept] = np.arange(side.n)
+
+    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        sims, ids = self.index.search(q, k)
+        mapped = self.lookup[np.where(ids >= 0, ids, len(self.lookup) - 1)]
+        return np.where(mapped >= 0, sims, -np.inf).astype(np.float32), mapped
+
+
+def stage_knn(cfg: RunConfig, src: Side, tgt: Side, work: Path) -> tuple[Neighbours, Neighbours]:
+    """kNN in both directions over the compact embeddings (exact or through an index)."""
+    from tqdm.auto import tqdm
+
+    dim = embedding_dim(src.emb_files[0])
+    types = {}
+    for side in (src, tgt):
+        types[side.role] = "existing" if side.cfg.existing_index_path else choose_index_type(
+            side.n, dim, side.cfg.index_type or cfg.index.type, cfg.index.exact_max_size)
+    k = cfg.mine.k
+    key = key_of("knn", src.emb_key, tgt.emb_key, [Path(f).name for f in src.emb_files],
+                 [Path(f).name for f in tgt.emb_files], types, k, cfg.index.nprobe,
+                 cfg.index.seed, cfg.index.train_sample_size,
+                 src.cfg.existing_index_path, tgt.cfg.existing_index_path)
+    out = work / "knn" / key
+    if (out / "bwd.npz").exists() and (out / "fwd.npz").exists():
+        f, b = np.load(out / "fwd.npz"), np.load(out / "bwd.npz")
+        return Neighbours(f["sims"], f["ids"]), Neighbours(b["sims"], b["ids"])
+    x, y = load_side_matrix(src), load_side_matrix(tgt)
+    if types["src"] == types["tgt"] == "exact":
+        tiles = -(-len(x) // cfg.index.tile) * -(-len(y) // cfg.index.tile)
+        with tqdm(total=tiles, desc="knn (exact, both directions)", unit="tile",
+                  disable=not cfg.progress) as bar:
+            fwd, bwd = exact_knn_both(x, y, k, k, tile=cfg.index.tile, progress=bar)
+    else:
+        indexes = {}
+        for side, mat in ((src, x), (tgt, y)):
+            t = types[side.role]
+            if t == "existing":
+                indexes[side.role] = _RemappedIndex(_existing_index(side), side)
+            elif t == "exact":
+                import faiss
+
+                flat = faiss.IndexFlatIP(dim)
+                flat.add(mat)
+                indexes[side.role] = flat
+            else:
+                indexes[side.role] = _side_index(cfg, side, t, work)
+                set_nprobe(indexes[side.role], cfg.index.nprobe)
+        with tqdm(total=len(x) + len(y), desc="knn (index)", unit="query",
+                  disable=not cfg.progress) as bar:
+            fwd = index_knn(indexes["tgt"], x, k, progress=bar)
+            bwd = index_knn(indexes["src"], y, k, progress=bar)
+    write_npz(out / "fwd.npz", sims=fwd.sims, ids=fwd.ids)
+    write_npz(out / "bwd.npz", sims=bwd.sims, ids=bwd.ids)
+    return fwd, bwd
+
+
+# --------------------------------------------------------------------------- mine
+
+
+def score_candidates(fwd: Neighbours, bwd: Neighbours, mine: Any) -> tuple[np.ndarray, ...]:
+    """Margin-score both directions; returns (fwd_score, fwd_tgt, bwd_score, bwd_src)."""
+    if mine.margin_norm == "last":
+        kx = min(mine.k_mean or fwd.k, fwd.k) - 1
+        ky = min(mine.k_mean or bwd.k, bwd.k) - 1
+        mean_x, mean_y = fwd.sims[:, kx].copy(), bwd.sims[:, ky].copy()
+    else:
+        mean_x, mean_y = neighbourhood_mean(fwd, mine.k_mean), neighbourhood_mean(bwd, mine.k_mean)
+    fs = margin_scores(fwd, mean_x, mean_y, mine.margin)
+    bs = margin_scores(bwd, mean_y, mean_x, mine.margin)
+    f_score, f_tgt = pick_candidates(fwd, fs, mine.candidate)
+    b_score, b_src = pick_candidates(bwd, bs, mine.candidate)
+    return f_score, f_tgt, b_score, b_src
+
+
+def stage_mine(cfg: RunConfig, src: Side, tgt: Side, fwd: Neighbours, bwd: Neighbours
+               ) -> Alignment:
+    """All selected pairs inside the threshold window, ids mapped back to global ids."""
+    f_score, f_tgt, b_score, b_src = score_candidates(fwd, bwd, cfg.mine)
+    mx = cfg.mine.max_score if cfg.mine.max_score is not None else np.inf
+    al = select_pairs(f_score, f_tgt, b_score, b_src, cfg.mine.retrieval,
+                      threshold=cfg.mine.threshold, max_score=mx, dedup=cfg.mine.dedup)
+    return Alignment(al.scores, src.inputs.kept[al.src], tgt.inputs.kept[al.tgt], al.direction)
