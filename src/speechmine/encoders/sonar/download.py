@@ -1,0 +1,265 @@
+"""Model files: cache directory, resumable downloads, sha256 sidecars.
+
+Layout: ``$SPEECHMINE_CACHE/sonar/<file>`` (default ``~/.cache/speechmine/sonar``), next to
+each file a sidecar ``<file>.sha256.json`` = ``{"sha256", "size", "mtime_ns", "url"?}``:
+
+* the sha256 of a multi-GB checkpoint is computed once and reused while size and mtime are
+  unchanged (it goes into encoder fingerprints, hence cache keys);
+* for a downloaded file the sidecar also records the size announced by the server, so a
+  truncated or edited cache entry is detected (size differs, or mtime differs and the
+  re-hash disagrees) and fetched again.
+
+Downloads use only the standard library: HTTP ``Range`` resumes a ``.part`` file after a cut
+connection, the size is checked against ``Content-Length``, an optional expected sha256 is
+verified, and the finished file is moved into place atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from ..base import EncoderError
+from ._cards import BASE_URL
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ModelFileError",
+    "cache_dir",
+    "base_url",
+    "file_sha256",
+    "ensure_file",
+]
+
+CHUNK = 1 << 20
+#: Seconds to wait before retry k (k = 1, 2, ...) is ``RETRY_BACKOFF * k``; tests set 0.
+RETRY_BACKOFF = 1.0
+
+
+class ModelFileError(EncoderError):
+    """A model file is missing and could not be fetched (message says where to put it)."""
+
+
+def cache_dir() -> Path:
+    """``$SPEECHMINE_CACHE/sonar``, default ``~/.cache/speechmine/sonar``."""
+    root = os.environ.get("SPEECHMINE_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "speechmine"
+    return base / "sonar"
+
+
+def base_url() -> str:
+    """Where model files are fetched from: ``$SPEECHMINE_SONAR_BASE_URL`` or the SONAR host."""
+    return os.environ.get("SPEECHMINE_SONAR_BASE_URL", BASE_URL).rstrip("/")
+
+
+def _offline() -> bool:
+    return os.environ.get("SPEECHMINE_OFFLINE", "").lower() in ("1", "true", "yes")
+
+
+# -- sha256 sidecars -------------------------------------------------------------------
+def _sidecar(path: Path) -> Path:
+    side = path.with_name(path.name + ".sha256.json")
+    if os.access(path.parent, os.W_OK):
+        return side
+    # read-only model directory: keep the sidecar in the cache, keyed by the absolute path
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
+    return cache_dir() / "sha256" / f"{path.name}.{key}.json"
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(_sidecar(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_sidecar(path: Path, info: dict[str, Any]) -> None:
+    side = _sidecar(path)
+    try:
+        side.parent.mkdir(parents=True, exist_ok=True)
+        tmp = side.with_name(side.name + ".tmp")
+        tmp.write_text(json.dumps(info, sort_keys=True))
+        os.replace(tmp, side)
+    except OSError as exc:  # a cache we cannot write only costs a re-hash next time
+        log.debug("cannot write sha256 sidecar for %s: %s", path, exc)
+
+
+def _hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of ``path``, computed once and cached in its sidecar while size/mtime hold."""
+    path = Path(path)
+    st = path.stat()
+    info = _read_sidecar(path)
+    if info.get("size") == st.st_size and info.get("mtime_ns") == st.st_mtime_ns and info.get("sha256"):
+        return str(info["sha256"])
+    log.info("computing sha256 of %s (%.1f MB, once)", path, st.st_size / 1e6)
+    digest = _hash_file(path)
+    info.update(sha256=digest, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    _write_sidecar(path, info)
+    return digest
+
+
+# -- cache validation ------------------------------------------------------------------
+def _cached_ok(path: Path, sha256: str | None) -> bool:
+    """Is the cached ``path`` complete and intact? Logs why not."""
+    if not path.is_file():
+        return False
+    st = path.stat()
+    info = _read_sidecar(path)
+    if info.get("size") is not None and info["size"] != st.st_size:
+        log.warning("%s: size %d != recorded %d: corrupt, fetching again", path, st.st_size, info["size"])
+        return False
+    if info.get("sha256") and info.get("mtime_ns") != st.st_mtime_ns:
+        # modified since we recorded its hash: only trust it if the content is unchanged
+        if _hash_file(path) != info["sha256"]:
+            log.warning("%s: content changed since download (sha256 differs): fetching again", path)
+            return False
+        info["mtime_ns"] = st.st_mtime_ns
+        _write_sidecar(path, info)
+    if sha256 and file_sha256(path) != sha256.lower():
+        log.warning("%s: sha256 differs from the expected %s: fetching again", path, sha256)
+        return False
+    return True
+
+
+# -- download --------------------------------------------------------------------------
+def _progress(total: int | None, initial: int, desc: str) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a core dependency
+        return None
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=desc, disable=None, leave=False)
+
+
+_RANGE_RE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+def _fetch_once(url: str, part: Path, timeout: float, desc: str) -> int | None:
+    """One HTTP attempt appending to ``part``. Returns the total size (None if unknown)."""
+    have = part.stat().st_size if part.exists() else 0
+    req = urllib.request.Request(url, headers={"User-Agent": "speechmine"})
+    if have:
+        req.add_header("Range", f"bytes={have}-")
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # range past the end: start over
+            part.unlink()
+            raise ConnectionError("server refused the resume range; restarting") from exc
+        raise
+    with resp:
+        length = resp.headers.get("Content-Length")
+        if resp.status == 206:
+            m = _RANGE_RE.match(resp.headers.get("Content-Range", ""))
+            if not m or int(m.group(1)) != have:
+                raise ConnectionError(f"bad Content-Range {resp.headers.get('Content-Range')!r}")
+            total = int(m.group(3)) if m.group(3) != "*" else None
+            mode = "ab"
+        else:  # 200: the server ignored Range (or we had nothing): full body
+            if have:
+                log.info("server does not resume; downloading %s from the start", desc)
+            have, mode = 0, "wb"
+            total = int(length) if length is not None else None
+        bar = _progress(total, have, desc)
+        try:
+            with part.open(mode) as f:
+                while chunk := resp.read(CHUNK):
+                    f.write(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
+    return total
+
+
+def _download(url: str, dest: Path, sha256: str | None, retries: int, timeout: float) -> None:
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    last: BaseException | None = None
+    for attempt in range(retries + 1):
+        if attempt:
+            log.warning("download of %s interrupted (%s); resuming (try %d/%d)",
+                        dest.name, last, attempt + 1, retries + 1)
+            time.sleep(RETRY_BACKOFF * attempt)
+        try:
+            total = _fetch_once(url, part, timeout, dest.name)
+        except urllib.error.HTTPError as exc:
+            if exc.code in (404, 403, 401, 410):
+                raise  # no point retrying
+            last = exc
+            continue
+        except (http.client.HTTPException, ConnectionError, TimeoutError, OSError) as exc:
+            last = exc
+            if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, ConnectionRefusedError):
+                raise
+            continue
+        size = part.stat().st_size
+        if total is not None and size != total:
+            last = ConnectionError(f"got {size} of {total} bytes")
+            continue
+        digest = _hash_file(part)
+        if sha256 and digest != sha256.lower():
+            part.unlink()
+            last = ValueError(f"sha256 mismatch: got {digest}, expected {sha256}")
+            continue
+        os.replace(part, dest)
+        st = dest.stat()
+        _write_sidecar(dest, {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "url": url})
+        log.info("downloaded %s (%.1f MB)", dest, st.st_size / 1e6)
+        return
+    assert last is not None
+    raise last
+
+
+def ensure_file(
+    file_name: str,
+    *,
+    what: str,
+    directory: str | Path | None = None,
+    url: str | None = None,
+    sha256: str | None = None,
+    retries: int = 3,
+    timeout: float = 60.0,
+) -> Path:
+    """Return a local path for model file ``file_name``, downloading it on first use.
+
+    ``what`` names the file in messages (``"SONAR speech encoder sonar_speech_encoder_eng"``);
+    ``directory`` defaults to :func:`cache_dir`; ``url`` to ``base_url()/file_name``.
+    Raises :class:`ModelFileError` saying which file to place where when offline.
+    """
+    folder = Path(directory).expanduser() if directory is not None else cache_dir()
+    dest = folder / file_name
+    if _cached_ok(dest, sha256):
+        return dest
+    src = url or f"{base_url()}/{file_name}"
+    hint = (
+        f"Place the file {file_name!r} (from {src}) at {dest} "
+        f"(or set SPEECHMINE_CACHE, or pass the file path as the model option)."
+    )
+    if _offline():
+        raise ModelFileError(f"{what}: {dest} is missing and SPEECHMINE_OFFLINE is set. {hint}")
+    log.info("fetching %s from %s", what, src)
+    try:
+        _download(src, dest, sha256, retries, timeout)
+    except Exception as exc:  # every failure becomes the same actionable message
+        raise ModelFileError(f"{what}: could not download {src} ({exc}). {hint}") from exc
+    return dest

@@ -1,0 +1,127 @@
+"""Where and how a SONAR model runs: device, dtype, threads, int8, stopes option aliases."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
+
+import torch
+from torch import Tensor, nn
+
+from ..base import EncoderError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Runtime", "resolve_runtime", "build_model", "pop_stopes_options"]
+
+M = TypeVar("M", bound=nn.Module)
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Resolved execution settings of one encoder."""
+
+    device: torch.device
+    dtype: torch.dtype
+    quantize: str | None
+
+    def describe(self) -> str:
+        """One line for logs: ``cuda:0 float16`` / ``cpu float32 int8``."""
+        q = f" {self.quantize}" if self.quantize else ""
+        return f"{self.device} {str(self.dtype).replace('torch.', '')}{q}"
+
+
+def pop_stopes_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Remove stopes-era options from ``options`` and translate them.
+
+    ``mini_batch_size`` → ``batch_size``; ``gpu`` → device; ``fp16`` → float16 (CUDA only);
+    ``num_processes`` and ``spm_vocab`` are accepted and ignored (logged).
+    """
+    out: dict[str, Any] = {}
+    if "mini_batch_size" in options:
+        out["batch_size"] = options.pop("mini_batch_size")
+    if "gpu" in options:
+        out["gpu"] = bool(options.pop("gpu"))
+    if "fp16" in options:
+        out["fp16"] = bool(options.pop("fp16"))
+    for ignored in ("num_processes", "spm_vocab"):
+        if ignored in options:
+            log.info("%s: stopes option %s=%r is not used", name, ignored, options.pop(ignored))
+    return out
+
+
+def resolve_runtime(
+    name: str,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    quantize: str | None = None,
+    threads: int | None = None,
+    gpu: bool | None = None,
+    fp16: bool = False,
+) -> Runtime:
+    """Turn user options into a :class:`Runtime`.
+
+    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``/None (CUDA when available,
+    or as stopes' ``gpu`` says). ``dtype``: float32 (default), float16/bfloat16 on CUDA.
+    ``quantize="int8"``: dynamic int8 ``nn.Linear`` on CPU. ``threads``: torch CPU threads
+    (process-wide setting).
+    """
+    if threads:
+        torch.set_num_threads(int(threads))
+    if device in (None, "auto"):
+        want_gpu = torch.cuda.is_available() if gpu is None else gpu
+        if want_gpu and not torch.cuda.is_available():
+            log.warning("%s: gpu requested but CUDA is not available; using CPU", name)
+        dev = torch.device("cuda" if want_gpu and torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise EncoderError(f"{name}: device {device!r} requested but CUDA is not available")
+    if isinstance(dtype, torch.dtype):
+        dt = dtype
+    elif dtype is None:
+        dt = torch.float16 if fp16 else torch.float32
+    else:
+        try:
+            dt = _DTYPES[str(dtype).lower()]
+        except KeyError:
+            raise EncoderError(f"{name}: unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}") from None
+    if dt != torch.float32 and dev.type != "cuda":
+        # half precision on CPU is slow and (for fp16) poorly supported: keep fp32
+        log.info("%s: dtype %s ignored on %s; using float32", name, dt, dev)
+        dt = torch.float32
+    if quantize not in (None, "", "none", "int8"):
+        raise EncoderError(f"{name}: quantize must be 'int8' or None, not {quantize!r}")
+    q = "int8" if quantize == "int8" else None
+    if q and dev.type != "cpu":
+        log.info("%s: int8 quantisation is CPU-only; ignored on %s", name, dev)
+        q = None
+    return Runtime(dev, dt, q)
+
+
+def build_model(factory: Callable[[], M], state: dict[str, Tensor], rt: Runtime, what: str) -> M:
+    """Build ``factory()`` on the meta device, load ``state`` strictly, move to ``rt``.
+
+    Building on ``meta`` then ``assign=True`` avoids a second full copy of the weights.
+    """
+    with torch.device("meta"):
+        model = factory()
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise EncoderError(f"{what}: checkpoint does not match the architecture: {exc}") from exc
+    model.eval()
+    model.to(device=rt.device, dtype=rt.dtype)
+    if rt.quantize == "int8":
+        with warnings.catch_warnings():  # torch.ao deprecation notices, once per load
+            warnings.simplefilter("ignore")
+            model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    return model

@@ -1,0 +1,161 @@
+"""``sonar_speech``: SONAR speech encoders (37 languages, same 1024-d space as the text side)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import register
+from ..base import Encoder, EncoderError
+from ._cards import SPEECH_MODELS
+from .checkpoint import extract_state_dict, load_checkpoint, to_fairseq2_speech
+from .download import file_sha256
+from .fbank import SAMPLE_RATE, kaldi_fbank, min_samples
+from .langs import UnknownLanguageError, speech_lang, speech_model_for
+from .runtime import build_model, pop_stopes_options, resolve_runtime
+from .speech_model import FBANK_STRIDE, SonarSpeechModel, infer_speech_config
+from .text_encoder import _first, resolve_model_file
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SonarSpeechEncoder", "SegmentRejected", "MIN_SAMPLES"]
+
+#: Shortest waveform giving one encoder step (two 25 ms frames 10 ms apart): 35 ms.
+MIN_SAMPLES = min_samples(FBANK_STRIDE)
+#: Floor on the per-bin std: a bin that never changes standardises to 0 instead of NaN.
+STD_FLOOR = 1e-6
+
+
+class SegmentRejected(EncoderError):
+    """A speech segment the encoder cannot embed; ``reason`` is a short machine-usable text."""
+
+    def __init__(self, reason: str, index: int | None = None) -> None:
+        where = f"segment {index}: " if index is not None else ""
+        super().__init__(f"{where}{reason}")
+        self.reason = reason
+        self.index = index
+
+
+@register
+class SonarSpeechEncoder(Encoder):
+    """SONAR speech encoder (w2v-BERT conformer + attention pooler), plain PyTorch.
+
+    Items are 1-D float32 numpy waveforms at 16 kHz in [-1, 1].
+
+    Options (besides ``lang`` and ``batch_size``):
+        model / encoder_model: card name (``sonar_speech_encoder_eng``) or a checkpoint path;
+            default: the card for ``lang`` (English when ``lang`` is None).
+        max_seq_len: encoder steps (20 ms each) the relative positions allow (default 4096).
+        pooler_heads: attention heads of the pooler when they differ from the encoder's.
+        device, dtype, threads, quantize, trust_checkpoint, cache_dir, sha256: as ``sonar_text``.
+        stopes options: mini_batch_size, gpu, fp16, num_processes.
+    """
+
+    name = "sonar_speech"
+    modality = "speech"
+    normalized = False
+
+    def __init__(self, lang: str | None = None, batch_size: int = 16, **options: Any) -> None:
+        stopes = pop_stopes_options(self.name, options)
+        batch_size = int(stopes.pop("batch_size", batch_size))
+        model = _first(options, "model", "encoder_model", "name", "_name")
+        max_seq_len = options.pop("max_seq_len", None)
+        pooler_heads = options.pop("pooler_heads", None)
+        trust = bool(options.pop("trust_checkpoint", False))
+        cache_dir = options.pop("cache_dir", None)
+        sha256 = options.pop("sha256", None)
+        rt_opts = {k: options.pop(k) for k in ("device", "dtype", "quantize", "threads") if k in options}
+        super().__init__(lang=lang, batch_size=batch_size, **options)
+
+        self.runtime = resolve_runtime(self.name, **rt_opts, **stopes)
+        try:
+            if model is None:
+                model = speech_model_for(lang) if lang else "sonar_speech_encoder_eng"
+            elif lang and str(model) in SPEECH_MODELS and SPEECH_MODELS[str(model)]["lang"] != speech_lang(lang):
+                log.warning("sonar_speech: model %s is for %s, but lang=%s", model,
+                            SPEECH_MODELS[str(model)]["lang"], lang)
+        except UnknownLanguageError as exc:
+            raise EncoderError(str(exc)) from None
+        cards = {name: card["file"] for name, card in SPEECH_MODELS.items()}
+        self.model_path, self.model_label = resolve_model_file(
+            model, cards, "SONAR speech encoder", cache_dir, sha256
+        )
+        state, _ = extract_state_dict(load_checkpoint(self.model_path, trust=trust))
+        state = to_fairseq2_speech(state)
+        try:
+            cfg = infer_speech_config(state, max_seq_len=max_seq_len, pooler_heads=pooler_heads)
+        except ValueError as exc:
+            raise EncoderError(f"{self.model_path}: {exc}") from None
+        self.config = cfg
+        self.model = build_model(lambda: SonarSpeechModel(cfg), state, self.runtime, str(self.model_path))
+        self.dim = cfg.model_dim
+        self._sha: str | None = None
+        log.info("sonar_speech: %s (%d conformer layers, %d pooler layers) on %s", self.model_label,
+                 cfg.num_layers, cfg.pooler_layers, self.runtime.describe())
+
+    # -- limits ------------------------------------------------------------------------
+    @property
+    def max_samples(self) -> int:
+        """Longest waveform (samples) whose encoder steps fit the position limit."""
+        return min_samples(FBANK_STRIDE * self.config.max_seq_len + 2) - 1
+
+    def check(self, waveform: Any) -> str | None:
+        """Why ``waveform`` cannot be embedded, or None when it can (cheap: no fbank)."""
+        x = np.asarray(waveform)
+        if x.ndim != 1:
+            return f"expected a 1-D mono waveform, got shape {x.shape}"
+        if not np.issubdtype(x.dtype, np.floating):
+            return f"expected float samples in [-1, 1], got dtype {x.dtype}"
+        n = x.shape[0]
+        if n < MIN_SAMPLES:
+            return (f"too short: {n} samples ({1000 * n / SAMPLE_RATE:.1f} ms); one encoder frame "
+                    f"needs {MIN_SAMPLES} samples ({1000 * MIN_SAMPLES / SAMPLE_RATE:.0f} ms)")
+        if n > self.max_samples:
+            return (f"too long: {n / SAMPLE_RATE:.2f} s exceeds the encoder's position limit of "
+                    f"{self.config.max_seq_len} steps ({self.max_samples / SAMPLE_RATE:.2f} s)")
+        if not np.isfinite(x).all():
+            return "waveform contains NaN or infinite samples"
+        if x.max() == x.min():
+            return "constant signal (digital silence): its fbank has no variance to standardise"
+        return None
+
+    def _features(self, waveform: np.ndarray) -> torch.Tensor:
+        """Stacked standardised fbank ``(T // 2, 160)`` of one waveform."""
+        fb = kaldi_fbank(torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32)))
+        std, mean = torch.std_mean(fb, dim=0)  # unbiased std, as SONAR
+        fb = (fb - mean) / std.clamp_min(STD_FLOOR)
+        steps = fb.shape[0] // FBANK_STRIDE  # an odd last frame is dropped, as fairseq2 does
+        return fb[: steps * FBANK_STRIDE].reshape(steps, FBANK_STRIDE * fb.shape[1])
+
+    def encode_batch(self, items: Sequence[np.ndarray]) -> np.ndarray:
+        """Embed waveforms → ``(len(items), dim)`` float32; raises :class:`SegmentRejected`."""
+        for i, x in enumerate(items):
+            reason = self.check(x)
+            if reason is not None:
+                raise SegmentRejected(reason, index=i)
+        feats = [self._features(x) for x in items]
+        lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.int64)
+        batch = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
+        for i, f in enumerate(feats):
+            batch[i, : f.shape[0]] = f
+        dev = self.runtime.device
+        with torch.inference_mode():
+            out = self.model(batch.to(dev, self.runtime.dtype), lengths.to(dev))
+        return out.float().cpu().numpy()
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Base fingerprint + checkpoint sha256, model name, precision."""
+        if self._sha is None:
+            self._sha = file_sha256(self.model_path)
+        fp = super().fingerprint()
+        fp.update(
+            model=self.model_label,
+            sha256=self._sha,
+            dtype=str(self.runtime.dtype).replace("torch.", ""),
+            quantize=self.runtime.quantize,
+        )
+        return fp
