@@ -89,13 +89,15 @@ class SideConfig:
 class MineConfig:
     """Margin mining settings; ``preset`` names a tool whose choices to reproduce."""
 
-    k: int = 8
+    # defaults chosen on the bundled dev set (docs/tuning.md): LASER's rule, with the
+    # threshold that maximised F1 for the default encoder
+    k: int = 4
     k_mean: int | None = None
     margin: str = "ratio"
     margin_norm: str = "mean"  # "mean" of the k, or "last" (k-th neighbour), as stopes
     candidate: str = "best"
     retrieval: str = "max"
-    threshold: float = 1.06
+    threshold: float = 1.1
     max_score: float | None = None
     dedup: bool = True
     unify: bool = False
@@ -480,15 +482,17 @@ def _mine(raw: dict[str, Any], source: str, ignored: list[str]) -> MineConfig:
         if key not in fields:
             raise _err("mine." + key, "unknown key" + _suggest(key, fields | {"preset"}), source)
     w = "mine."
+    d = MineConfig()
     out = MineConfig(
-        k=_num(values, "k", 8, source, w, int, 1),
+        k=_num(values, "k", d.k, source, w, int, 1),
         k_mean=_num(values, "k_mean", None, source, w, int, 1),
-        margin=values.get("margin", "ratio"), margin_norm=values.get("margin_norm", "mean"),
-        candidate=values.get("candidate", "best"), retrieval=values.get("retrieval", "max"),
-        threshold=_num(values, "threshold", 1.06, source, "mine_threshold/" + w, float),
+        margin=values.get("margin", d.margin), margin_norm=values.get("margin_norm", d.margin_norm),
+        candidate=values.get("candidate", d.candidate),
+        retrieval=values.get("retrieval", d.retrieval),
+        threshold=_num(values, "threshold", d.threshold, source, "mine_threshold/" + w, float),
         max_score=_num(values, "max_score", None, source, w, float),
-        dedup=_bool(values, "dedup", True, source, w),
-        unify=_bool(values, "unify", False, source, w))
+        dedup=_bool(values, "dedup", d.dedup, source, w),
+        unify=_bool(values, "unify", d.unify, source, w))
     for key, allowed in (("margin", MARGINS), ("candidate", CANDIDATES),
                          ("retrieval", RETRIEVALS), ("margin_norm", ("mean", "last"))):
         if getattr(out, key) not in allowed:

@@ -34,5 +34,5 @@ def evaluate(result: Any, corpus: str = "demo") -> tuple[Scores, list[tuple[floa
     gold = read_gold(DATA / corpus / "gold.tsv")
     al = result.alignment
     at = score_pairs(al.src, al.tgt, gold)
-    grid = np.round(np.arange(1.0, 1.25, 0.02), 2)
+    grid = np.round(result.threshold + np.arange(0, 0.2, 0.02), 2)
     return at, sweep(al.scores, al.src, al.tgt, gold, grid)

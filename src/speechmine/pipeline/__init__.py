@@ -37,6 +37,7 @@ class RunResult:
     sides: dict[str, Side]
     counts: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    threshold: float = 0.0
 
 
 def _versions() -> dict[str, str]:
@@ -113,4 +114,4 @@ def run(cfg: RunConfig) -> RunResult:
             "versions": _versions(), "outputs": outputs, "ignored_settings": list(cfg.ignored),
         })
         return RunResult(outputs=outputs, alignment=al, sides={"src": src, "tgt": tgt},
-                         counts=counts, timings=timings)
+                         counts=counts, timings=timings, threshold=cfg.mine.threshold)
