@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..base import EncoderError
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 
-class UnsafeCheckpointError(ValueError):
+class UnsafeCheckpointError(EncoderError):
     """The checkpoint pickles objects that are not plain weights or known metadata."""
 
 

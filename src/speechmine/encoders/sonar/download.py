@@ -67,31 +67,39 @@ def _offline() -> bool:
 
 
 # -- sha256 sidecars -------------------------------------------------------------------
-def _sidecar(path: Path) -> Path:
-    side = path.with_name(path.name + ".sha256.json")
-    if os.access(path.parent, os.W_OK):
-        return side
-    # read-only model directory: keep the sidecar in the cache, keyed by the absolute path
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK)
+
+
+def _sidecars(path: Path) -> list[Path]:
+    """Where the sidecar of ``path`` may live: next to it, else in the cache."""
     key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
-    return cache_dir() / "sha256" / f"{path.name}.{key}.json"
+    # a read-only model directory keeps its sidecar in the cache, keyed by absolute path
+    central = cache_dir() / "sha256" / f"{path.name}.{key}.json"
+    local = path.with_name(path.name + ".sha256.json")
+    return [local, central] if _writable(path.parent) else [central]
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(_sidecar(path).read_text())
-    except (OSError, ValueError):
-        return {}
+    for side in _sidecars(path):
+        try:
+            return dict(json.loads(side.read_text()))
+        except (OSError, ValueError):
+            continue
+    return {}
 
 
 def _write_sidecar(path: Path, info: dict[str, Any]) -> None:
-    side = _sidecar(path)
-    try:
-        side.parent.mkdir(parents=True, exist_ok=True)
+    for side in _sidecars(path):
         tmp = side.with_name(side.name + ".tmp")
-        tmp.write_text(json.dumps(info, sort_keys=True))
-        os.replace(tmp, side)
-    except OSError as exc:  # a cache we cannot write only costs a re-hash next time
-        log.debug("cannot write sha256 sidecar for %s: %s", path, exc)
+        try:
+            side.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(info, sort_keys=True))
+            os.replace(tmp, side)
+            return
+        except OSError as exc:  # a sidecar we cannot write only costs a re-hash next time
+            log.debug("cannot write sha256 sidecar %s: %s", side, exc)
+            tmp.unlink(missing_ok=True)
 
 
 def _hash_file(path: Path) -> str:
