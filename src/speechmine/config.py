@@ -274,7 +274,7 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     # stopes resolves lang_configs against the merged config: merge before resolving so
     # relative interpolations (${.data_shard_dir}) see the right parent
     for key in ("src_lang", "tgt_lang", "output_dir"):
-        if key not in cfg:
+        if key not in cfg.keys():  # `in cfg` is False for ??? values
             raise ConfigError(f"{source}: missing required key {key!r}")
     raw = _resolve(cfg, source)
     for key in raw:
@@ -435,7 +435,7 @@ def _encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
             continue
         opt = key
         if key == "_name":
-            opt = "name"  # stopes' SonarTextEncoder names its model with _name
+            opt = "_name"  # stopes model name; not `name`, which create() itself takes
         if key == "mini_batch_size":
             opt = "batch_size"
             if value is None:
