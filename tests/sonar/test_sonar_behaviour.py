@@ -191,3 +191,16 @@ def test_int8_quantisation_stays_close(data: Path, reference: dict, waves: list)
     cos = _cos(qs.encode_batch(waves), reference["speech"])
     assert cos.min() >= 0.99, cos
     assert q.fingerprint()["quantize"] == "int8"
+
+
+@pytest.mark.parametrize("kind", ["text", "speech"])
+def test_half_precision_path_runs(kind: str, text_encoder: Any, speech_encoder: Any,
+                                  reference: dict, waves: list) -> None:
+    """The CUDA fp16/bf16 code path, exercised in bfloat16 on CPU (dtype plumbing only)."""
+    enc = text_encoder if kind == "text" else speech_encoder
+    ref = reference[kind]
+    enc.model.to(torch.bfloat16)
+    enc.runtime = type(enc.runtime)(enc.runtime.device, torch.bfloat16, None)
+    got = enc.encode(reference["sentences"] if kind == "text" else waves)
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    assert _cos(got, ref).min() >= 0.98

@@ -104,18 +104,23 @@ class RelativeSelfAttention(MultiheadAttention):
         super().__init__(dim, num_heads)
         self.sdpa = RelativePositionSDPA(dim, num_heads)
 
-    def forward(self, x: Tensor, kv: Tensor, attn_mask: Tensor | None) -> Tensor:  # noqa: ARG002
-        """``x`` ``(N, S, D)`` → ``(N, S, D)``; ``attn_mask`` boolean ``(N, 1, 1, S)`` or None."""
+    def forward(self, x: Tensor, rel: Tensor, attn_mask: Tensor | None) -> Tensor:
+        """Self-attention over ``x`` ``(N, S, D)`` → ``(N, S, D)``.
+
+        ``rel``: :func:`relative_table` ``(2S-1, D)`` in ``x``'s dtype (shared by all layers);
+        ``attn_mask``: boolean ``(N, 1, 1, S)``, True at real frames, or None.
+        """
         n, s, d = x.shape
         h = self.num_heads
         q = self._heads(self.q_proj(x))
         k = self._heads(self.k_proj(x))
         v = self._heads(self.v_proj(x))
-        r = self.sdpa.r_proj(relative_table(s, d, x.device).to(x.dtype))  # (2S-1, D)
+        r = self.sdpa.r_proj(rel)  # (2S-1, D)
         r = r.view(2 * s - 1, h, -1).transpose(0, 1)  # (H, 2S-1, K)
         scale = q.shape[-1] ** -0.5
-        bd = torch.matmul(q + self.sdpa.v_bias[:, None, :], r.transpose(-1, -2))  # (N,H,S,2S-1)
-        # Row i needs offsets i-j for j = 0..S-1, i.e. columns S-1-i+j: a strided view, no copy.
+        bd = torch.matmul(q + self.sdpa.v_bias[:, None, :], r.transpose(-1, -2)).contiguous()
+        # bd is (N, H, S, 2S-1). Row i needs offsets i-j for j = 0..S-1, i.e. columns
+        # S-1-i+j: a strided view (the "shift trick" without its padding copy).
         w = 2 * s - 1
         bd = bd.as_strided(
             (n, h, s, s), (h * s * w, s * w, w - 1, 1), bd.storage_offset() + s - 1
@@ -144,10 +149,11 @@ class ConformerConvolution(nn.Module):
         if keep is not None:
             # padded frames must not leak into real ones through the depthwise kernel
             x = x * keep.unsqueeze(-1).to(x.dtype)
-        x = self.depthwise_conv(x.transpose(1, 2)).transpose(1, 2)
+        x = self.depthwise_conv(x.transpose(1, 2))  # (N, D, S)
         bn = self.batch_norm  # eval mode: running statistics
-        x = (x - bn.running_mean) * torch.rsqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
-        return F.linear(F.silu(x), self.pointwise_conv2.weight.squeeze(-1))
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        x = F.silu(x * scale[:, None] + (bn.bias - bn.running_mean * scale)[:, None])
+        return F.linear(x.transpose(1, 2), self.pointwise_conv2.weight.squeeze(-1))
 
 
 class ConformerBlock(nn.Module):
@@ -166,11 +172,10 @@ class ConformerBlock(nn.Module):
         self.ffn2 = FeedForward(d, cfg.ffn_dim, "silu")
         self.layer_norm = nn.LayerNorm(d)
 
-    def forward(self, x: Tensor, keep: Tensor | None, attn_mask: Tensor | None) -> Tensor:
-        """``(N, S, D)`` → ``(N, S, D)``."""
+    def forward(self, x: Tensor, rel: Tensor, keep: Tensor | None, attn_mask: Tensor | None) -> Tensor:
+        """``(N, S, D)`` → ``(N, S, D)``; ``rel`` the shared relative table ``(2S-1, D)``."""
         x = x + 0.5 * self.ffn1(self.ffn1_layer_norm(x))
-        h = self.self_attn_layer_norm(x)
-        x = x + self.self_attn(h, h, attn_mask)
+        x = x + self.self_attn(self.self_attn_layer_norm(x), rel, attn_mask)
         x = x + self.conv(self.conv_layer_norm(x), keep)
         x = x + 0.5 * self.ffn2(self.ffn2_layer_norm(x))
         return self.layer_norm(x)
@@ -281,7 +286,8 @@ class SonarSpeechModel(nn.Module):
         padded = not bool(keep.all())
         attn_mask = keep[:, None, None, :] if padded else None
         x = self.encoder_frontend(feats)
+        rel = relative_table(s, x.shape[-1], x.device).to(x.dtype)
         for layer in self.encoder.layers:
-            x = layer(x, keep if padded else None, attn_mask)
+            x = layer(x, rel, keep if padded else None, attn_mask)
         x = self.layer_norm(x)
         return self.encoder_pooler(x, attn_mask)
