@@ -308,9 +308,6 @@ def test_failed_rerun_leaves_earlier_outputs_intact(tmp_path: Path) -> None:
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: run() rewrites output_dir/config.yaml before "
-                   "reading any input, so a rerun with another config that then fails leaves "
-                   "a config.yaml that no longer describes the outputs and run.json beside it")
 def test_failed_rerun_with_other_config_keeps_config_yaml(tmp_path: Path) -> None:
     en, fr = sentences(8)
     c = Corpus(tmp_path / "data", en, fr)

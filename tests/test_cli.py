@@ -62,8 +62,6 @@ def test_config_example_teaches_the_format(example: Path) -> None:
         assert key in text, key
 
 
-@pytest.mark.xfail(strict=True, reason="docs gap: presets/example.yaml does not name the "
-                   "output files (bitext/bimeta/align/run.json); only `mine --help` does")
 def test_config_example_names_the_output_files(example: Path) -> None:
     text = example.read_text()
     for name in ("bitext.tsv.gz", "bimeta.tsv.gz", "align.npz", "run.json"):

@@ -267,9 +267,6 @@ def test_sonar_text_stopes_name_reaches_the_encoder(tmp_path: Path) -> None:
     assert enc.encode(["Bonjour."]).shape == (1, 32)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: SonarSpeechEncoder rejects spm_model (stopes "
-                   "demo_speechmine.yaml sets spm_model: null, config passes it through); "
-                   "pop_stopes_options drops spm_vocab but not spm_model")
 def test_sonar_speech_accepts_stopes_spm_model_null(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from speechmine import encoders
@@ -283,10 +280,6 @@ def test_sonar_speech_accepts_stopes_spm_model_null(tmp_path: Path) -> None:
     assert enc.dim == 32
 
 
-@pytest.mark.xfail(strict=True, reason="bug: build_config resolves ${...} before merging "
-                   "lang_configs, so a relative ${.data_shard_dir} in the shared data block "
-                   "keeps the shared dir; stopes merges first (OmegaConf.merge(config, "
-                   "lang_config)) and resolves lazily")
 def test_shared_relative_glob_follows_per_language_shard_dir(tmp_path: Path) -> None:
     text = STOPES_DEMO.replace("      data_version: V33\n",
                                "      data_version: V33\n      data_shard_dir: /other\n")
@@ -445,10 +438,6 @@ def test_error_missing_required_key(tmp_path: Path, shard_dir: Path) -> None:
     assert "output_dir" in msg
 
 
-@pytest.mark.xfail(strict=True, reason="bug: every built-in encoder's __init__ takes "
-                   "**options (forwarded to Encoder, which rejects them), so config's "
-                   "VAR_KEYWORD check accepts any option; the error only comes at embed time "
-                   "as EncoderError, without the config file")
 def test_error_unknown_encoder_option(tmp_path: Path, shard_dir: Path) -> None:
     msg = _bad(tmp_path, shard_dir,
                lambda c: c["embed_text"]["encoder"].update(frobnicate=3))

@@ -276,7 +276,13 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     for key in ("src_lang", "tgt_lang", "output_dir"):
         if key not in cfg.keys():  # `in cfg` is False for ??? values
             raise ConfigError(f"{source}: missing required key {key!r}")
-    raw = _resolve(cfg, source)
+    # stopes merges lang_configs.<name> over the whole config *before* resolving, so relative
+    # interpolations (${.data_shard_dir}) follow a language's own values: resolve the shared
+    # part alone here and each side after its merge (in _side)
+    shared = cfg.copy()
+    if "lang_configs" in shared.keys():
+        del shared["lang_configs"]
+    raw = _resolve(shared, source)
     for key in raw:
         if key in TOP_KEYS:
             continue
@@ -289,19 +295,22 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     if src_lang == tgt_lang:
         raise _err("tgt_lang", f"src_lang and tgt_lang are both {src_lang!r}; for mining "
                    "inside one language, use two lang_configs entries (e.g. en and enA)", source)
-    lang_configs = raw.get("lang_configs") or {}
-    if not isinstance(lang_configs, dict):
+    lang_configs = cfg.get("lang_configs") or OmegaConf.create({})
+    if not isinstance(lang_configs, DictConfig):
         raise _err("lang_configs", "must be a mapping of name → settings", source)
     emb_dim = raw.get("embedding_dimensions")
     if emb_dim is not None and (not isinstance(emb_dim, int) or emb_dim <= 0):
         raise _err("embedding_dimensions", f"must be a positive integer, got {emb_dim!r}", source)
     fp16 = _bool(raw, "fp16", False, source)
     sides = []
+    resolved_entries: dict[str, Any] = {}
     for role, name in (("src", src_lang), ("tgt", tgt_lang)):
-        entry = lang_configs.get(name, {}) or {}
-        if not isinstance(entry, dict):
+        entry = lang_configs.get(name) or OmegaConf.create({})
+        if not isinstance(entry, DictConfig):
             raise _err(f"lang_configs.{name}", "must be a mapping", source)
-        sides.append(_side(name, raw, entry, source, ignored, check_files))
+        merged = _resolve(OmegaConf.merge(shared, entry), source)
+        sides.append(_side(name, merged, list(entry.keys()), source, ignored, check_files))
+        resolved_entries[name] = {k: merged[k] for k in entry.keys()}
     mine = _mine(raw, source, ignored)
     index = _index(raw, source)
     launcher = _launcher(raw, source, ignored)
@@ -315,7 +324,8 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
                      tgt=sides[1], mine=mine, index=index, launcher=launcher,
                      embedding_dimensions=emb_dim, fp16=fp16, on_error=on_error,
                      progress=_bool(raw, "progress", True, source), source_file=source,
-                     ignored=tuple(sorted(set(ignored))), raw=raw)
+                     ignored=tuple(sorted(set(ignored))),
+                     raw={**raw, "lang_configs": resolved_entries})
 
 
 def _str(d: dict[str, Any], key: str, source: str, where: str = "") -> str:
@@ -347,27 +357,22 @@ def _num(d: dict[str, Any], key: str, default: Any, source: str, where: str, kin
     return kind(v)
 
 
-def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) \
-            else v
-    return out
-
-
 def lang_code_of(name: str) -> str:
     """Language code from a lang_configs name: ``frA`` → ``fr``, ``eng001`` → ``eng``."""
     m = re.match(r"^([a-z]{2,3}(?:_[A-Z][a-z]{3})?)", name)
     return m.group(1) if m else name
 
 
-def _side(name: str, raw: dict[str, Any], entry: dict[str, Any], source: str,
+def _side(name: str, merged: dict[str, Any], entry_keys: list[str], source: str,
           ignored: list[str], check_files: bool) -> SideConfig:
+    """One side from the config with ``lang_configs.<name>`` merged in and resolved."""
     where = f"lang_configs.{name}."
-    for key in entry:
+    for key in entry_keys:
         if key not in SIDE_KEYS and key not in IGNORED_TOP:
             raise _err(where + key, "unknown key" + _suggest(key, SIDE_KEYS), source)
-    merged = _deep_merge({k: v for k, v in raw.items() if k != "lang_configs"}, entry)
+        if key in ("encoder_model", "spm_model", "spm_vocab"):
+            ignored.append(f"{where}{key} (LASER per-language setting; give encoder options "
+                           "under embed_text.encoder)")
     data_raw = merged.get("data")
     if not isinstance(data_raw, dict):
         raise _err(where + "data", "missing: give a data block (top level or per language)",
@@ -383,7 +388,7 @@ def _side(name: str, raw: dict[str, Any], entry: dict[str, Any], source: str,
                    source)
     if data.manifest_units not in ("samples", "seconds"):
         raise _err(where + "data.manifest_units", "must be samples or seconds", source)
-    lang = str(entry.get("lang") or lang_code_of(name))
+    lang = str(merged.get("lang") or lang_code_of(name))
     enc = _encoder(merged, data.shard_type, where, source, ignored, lang)
     emb_glob = merged.get("existing_embedding_glob")
     index_path = merged.get("existing_index_path")
@@ -426,9 +431,12 @@ def _encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
         cls = encoders.resolve(str(target))
     except encoders.EncoderError as exc:
         raise _err(ewhere + "_target_", str(exc), source) from None
+    # what the class really takes: its named parameters, the base class's, and the names it
+    # declares in OPTIONS when it reads them from **options (every built-in base rejects the
+    # rest, so a typo must fail here, naming the file, not at embed time)
     params = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    accepted = set(params) - {"self", "lang"}
+    accepted = {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    accepted = (accepted | {"batch_size"} | set(getattr(cls, "OPTIONS", ()))) - {"self", "lang"}
     options: dict[str, Any] = {}
     for key, value in enc_raw.items():
         if key in ("_target_", "name"):
@@ -440,7 +448,7 @@ def _encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
             opt = "batch_size"
             if value is None:
                 continue
-        if opt in accepted or takes_any:
+        if opt in accepted:
             options[opt] = value
         elif key in IGNORED_ENCODER:
             if value is not None:

@@ -41,6 +41,9 @@ class Encoder(abc.ABC):
     modality: ClassVar[Modality] = "text"
     #: Normalised output? The pipeline L2-normalises anyway; this only documents the model.
     normalized: ClassVar[bool] = False
+    #: Option names a subclass reads from ``**options`` itself (besides its named
+    #: parameters); the config layer accepts exactly these and reports the rest.
+    OPTIONS: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, lang: str | None = None, batch_size: int = 64, **options: Any) -> None:
         if options:

@@ -61,8 +61,6 @@ def run(cfg: RunConfig) -> RunResult:
         stale = clean_stale_tmp(out_dir)
         if stale:
             log.info("removed %d temporary file(s) left by an interrupted run", stale)
-        with atomic_open(out_dir / "config.yaml") as fh:
-            fh.write(resolved_yaml(cfg))
         for item in cfg.ignored:
             log.info("ignored stopes setting: %s", item)
         executor = make_executor(cfg.launcher, work)
@@ -103,6 +101,10 @@ def run(cfg: RunConfig) -> RunResult:
             for side in (src, tgt)}
         counts["knn"] = {"k": fwd.k, "fwd_queries": len(fwd.sims), "bwd_queries": len(bwd.sims)}
         counts["pairs"] = len(al)
+        # written with the outputs it produced, so a failed rerun with another config never
+        # leaves a config.yaml that disagrees with the files beside it
+        with atomic_open(out_dir / "config.yaml") as fh:
+            fh.write(resolved_yaml(cfg))
         outputs["rejects"] = str(out_dir / "rejects.tsv")
         outputs["config"] = str(out_dir / "config.yaml")
         outputs["run"] = str(out_dir / "run.json")

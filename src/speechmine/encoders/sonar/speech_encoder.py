@@ -58,6 +58,11 @@ class SonarSpeechEncoder(Encoder):
     name = "sonar_speech"
     modality = "speech"
     normalized = False
+    # stopes' `_name: sonar2_speech_encoder` names its module, not a model: not listed, so the
+    # config reports it as ignored
+    OPTIONS = frozenset({"model", "encoder_model", "max_seq_len", "pooler_heads",
+                         "trust_checkpoint", "cache_dir", "sha256", "device", "dtype",
+                         "quantize", "threads", "gpu", "fp16"})
 
     def __init__(self, lang: str | None = None, batch_size: int = 16, **options: Any) -> None:
         stopes = pop_stopes_options(self.name, options)
