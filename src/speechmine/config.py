@@ -61,11 +61,11 @@ class EncoderConfig:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
-    #: options that do not change results (batch size, threads, device): out of cache keys
-    TRANSIENT = frozenset({"batch_size", "threads", "device", "num_threads"})
 
     def result_options(self) -> dict[str, Any]:
-        return {k: v for k, v in sorted(self.options.items()) if k not in self.TRANSIENT}
+        """Options that change results; the encoder class names the transient ones."""
+        transient = encoders.resolve(self.name).TRANSIENT_OPTIONS
+        return {k: v for k, v in sorted(self.options.items()) if k not in transient}
 
 
 @dataclass(frozen=True)

