@@ -19,11 +19,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -39,24 +40,51 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call: wall clock and CPU time of this process (all its threads)."""
+
+    wall: float
+    cpu: float
+
+
 def timed(fn: Callable[[], object], reps: int, sync: Callable[[], None] = lambda: None,
-          warmup: Callable[[], object] | None = None) -> float:
-    """Mean seconds per call of ``fn`` after one (cheaper, if given) warm-up call."""
+          warmup: Callable[[], object] | None = None) -> Timing:
+    """Mean time per call of ``fn`` after one (cheaper, if given) warm-up call."""
     (warmup or fn)()
     sync()
-    t0 = time.perf_counter()
+    w0, c0 = time.perf_counter(), time.process_time()
     for _ in range(reps):
         fn()
     sync()
-    return (time.perf_counter() - t0) / reps
+    return Timing((time.perf_counter() - w0) / reps, (time.process_time() - c0) / reps)
 
 
-def matmul_flops(device: str, dtype: torch.dtype, n: int = 4096, reps: int = 3) -> float:
-    """FLOP/s of an n×n by n×n matmul."""
+@dataclass(frozen=True)
+class Rate:
+    """FLOP per wall second and per CPU second (the latter ignores cores other jobs took)."""
+
+    wall: float
+    cpu: float
+
+    @staticmethod
+    def of(flops: float, t: Timing) -> Rate:
+        return Rate(flops / t.wall, flops / max(t.cpu, 1e-9))
+
+    def vs(self, roof: Rate, device: str) -> str:
+        """``'81.0% of matmul (84.2% per CPU-second)'``."""
+        out = f"{100 * self.wall / roof.wall:5.1f}% of matmul"
+        if device == "cpu":
+            out += f" ({100 * self.cpu / roof.cpu:5.1f}% per CPU-second)"
+        return out
+
+
+def matmul_rate(device: str, dtype: torch.dtype, n: int = 4096, reps: int = 3) -> Rate:
+    """FLOP rate of an n×n by n×n matmul."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    return 2 * n**3 / timed(lambda: torch.mm(a, b), reps, sync)
+    return Rate.of(2 * n**3, timed(lambda: torch.mm(a, b), reps, sync))
 
 
 def random_model(factory: Callable[[], nn.Module], seed: int = 0) -> nn.Module:
@@ -117,7 +145,8 @@ def speech_flops(cfg: SpeechConfig, batch: int, steps: int) -> float:
 
 
 # -- benchmarks --------------------------------------------------------------------------
-def bench_text(args: argparse.Namespace, device: str, dtype: torch.dtype, roof: float, int8: bool) -> None:
+def bench_text(args: argparse.Namespace, device: str, dtype: torch.dtype, roof: Callable[[], Rate],
+               int8: bool) -> None:
     cfg = TextConfig(vocab_size=args.vocab)
     t0 = time.perf_counter()
     model = random_model(lambda: SonarTextModel(cfg)).to(device=device, dtype=dtype)
@@ -140,20 +169,22 @@ def bench_text(args: argparse.Namespace, device: str, dtype: torch.dtype, roof: 
             m(batches[0][:2], lengths[:2])
 
     n_sent = b * len(batches)
-    sec = timed(lambda: run(model), 1, sync, warmup=lambda: warm(model))
+    peak = roof()
+    t = timed(lambda: run(model), 1, sync, warmup=lambda: warm(model))
     flops = text_flops(cfg, n_sent, s)
+    rate = Rate.of(flops, t)
     tag = str(dtype).replace("torch.", "")
-    print(f"  text {tag:8s}: {n_sent / sec:8.2f} sentences/s ({s} tokens, batch {b}); "
-          f"{flops / sec / 1e9:7.1f} GFLOP/s = {100 * flops / sec / roof:5.1f}% of matmul; "
+    print(f"  text {tag:8s}: {n_sent / t.wall:8.2f} sentences/s ({s} tokens, batch {b}); "
+          f"{rate.wall / 1e9:7.1f} GFLOP/s = {rate.vs(peak, device)}; "
           f"peak RSS {peak_rss_gb():.2f} GB")
     if int8:
         ref = torch.cat(outputs).float()
         with warnings.catch_warnings():  # torch.ao deprecation notices
             warnings.simplefilter("ignore")
             qmodel = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
-        sec = timed(lambda: run(qmodel), 1, warmup=lambda: warm(qmodel))
+        t = timed(lambda: run(qmodel), 1, warmup=lambda: warm(qmodel))
         cos = torch.nn.functional.cosine_similarity(torch.cat(outputs).float(), ref, dim=1)
-        print(f"  text int8    : {n_sent / sec:8.2f} sentences/s ({flops / sec / 1e9:.1f} fp32-equivalent "
+        print(f"  text int8    : {n_sent / t.wall:8.2f} sentences/s ({flops / t.wall / 1e9:.1f} fp32-equivalent "
               f"GFLOP/s); cosine to fp32 min {cos.min():.4f} mean {cos.mean():.4f}; "
               f"peak RSS {peak_rss_gb():.2f} GB")
     del model
@@ -166,7 +197,8 @@ def warm_speech(model: nn.Module, device: str, dtype: torch.dtype) -> None:
         model(x, torch.tensor([50], device=device))
 
 
-def bench_speech(args: argparse.Namespace, device: str, dtype: torch.dtype, roof: float) -> None:
+def bench_speech(args: argparse.Namespace, device: str, dtype: torch.dtype,
+                 roof: Callable[[], Rate]) -> None:
     cfg = SpeechConfig()
     if args.speech_layers:
         cfg = replace(cfg, num_layers=args.speech_layers)
@@ -195,12 +227,13 @@ def bench_speech(args: argparse.Namespace, device: str, dtype: torch.dtype, roof
             with torch.inference_mode():
                 return model(x, lengths)
 
-        sec = timed(run, args.speech_reps, sync, warmup=lambda: warm_speech(model, device, dtype))
+        peak = roof()
+        t = timed(run, args.speech_reps, sync, warmup=lambda: warm_speech(model, device, dtype))
         steps = (1 + (n - 400) // 160) // 2
-        flops = speech_flops(cfg, batch, steps)
-        print(f"  speech {tag:8s} {seconds:4.0f} s x{batch}: RTF {sec / (seconds * batch):.3f} "
-              f"({seconds * batch / sec:6.1f}x real time); {flops / sec / 1e9:7.1f} GFLOP/s = "
-              f"{100 * flops / sec / roof:5.1f}% of matmul; peak RSS {peak_rss_gb():.2f} GB")
+        rate = Rate.of(speech_flops(cfg, batch, steps), t)
+        print(f"  speech {tag:8s} {seconds:4.0f} s x{batch}: RTF {t.wall / (seconds * batch):.3f} "
+              f"({seconds * batch / t.wall:6.1f}x real time); {rate.wall / 1e9:7.1f} GFLOP/s = "
+              f"{rate.vs(peak, device)}; peak RSS {peak_rss_gb():.2f} GB")
     del model
 
 
@@ -222,29 +255,38 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-    roof = matmul_flops("cpu", torch.float32)
-    print(f"CPU matmul 4096x4096 fp32: {roof / 1e9:.1f} GFLOP/s")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+    def cpu_roof() -> Rate:
+        # re-measured before each phase: on a shared machine the attainable rate drifts
+        r = matmul_rate("cpu", torch.float32, reps=1)
+        print(f"  (matmul 4096x4096 fp32 now: {r.wall / 1e9:.1f} GFLOP/s, "
+              f"{r.cpu / 1e9:.1f} per CPU-second)")
+        return r
+
+    roof = matmul_rate("cpu", torch.float32)
+    print(f"CPU matmul 4096x4096 fp32: {roof.wall / 1e9:.1f} GFLOP/s ({roof.cpu / 1e9:.1f} per CPU-second)")
     if args.skip != "text":
-        bench_text(args, "cpu", torch.float32, roof, int8=not args.no_int8)
+        bench_text(args, "cpu", torch.float32, cpu_roof, int8=not args.no_int8)
     if args.skip != "speech":
-        bench_speech(args, "cpu", torch.float32, roof)
+        bench_speech(args, "cpu", torch.float32, cpu_roof)
+    print(f"load average {os.getloadavg()[0]:.1f}; peak RSS {peak_rss_gb():.2f} GB")
 
     if torch.cuda.is_available() and not args.no_gpu:
         print(f"\nGPU: {torch.cuda.get_device_name()}")
         for dtype in (torch.float16, torch.bfloat16):
-            roof = matmul_flops("cuda", dtype, n=8192, reps=20)
-            print(f"GPU matmul 8192x8192 {dtype}: {roof / 1e12:.1f} TFLOP/s")
+            groof = matmul_rate("cuda", dtype, n=8192, reps=20)
+            print(f"GPU matmul 8192x8192 {dtype}: {groof.wall / 1e12:.1f} TFLOP/s")
             gargs = argparse.Namespace(**vars(args))
             gargs.text_batch, gargs.text_sentences = 256, 4096
             gargs.speech_batch = [64, 16]
             gargs.speech_reps = 3
             if args.skip != "text":
-                bench_text(gargs, "cuda", dtype, roof, int8=False)
+                bench_text(gargs, "cuda", dtype, lambda: groof, int8=False)
             if args.skip != "speech":
-                bench_speech(gargs, "cuda", dtype, roof)
+                bench_speech(gargs, "cuda", dtype, lambda: groof)
             print(f"  peak CUDA memory {torch.cuda.max_memory_allocated() / 1e9:.2f} GB")
-
 
 if __name__ == "__main__":
     main()
