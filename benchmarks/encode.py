@@ -134,7 +134,9 @@ def speech_flops(cfg: SpeechConfig, batch: int, steps: int) -> float:
     )
     layer = 2 * batch * t * per_step
     layer += 2 * (2 * t - 1) * d * d  # r_proj on the relative table (shared by the batch)
-    layer += 2 * batch * (t * t * d * 2 + t * (2 * t - 1) * d)  # QK^T, AV, (q+v)·r
+    # QK^T, AV and the position term (q+v)·r[i-j]: S×S dot products each (the shift trick's
+    # extra offsets are implementation overhead, not counted)
+    layer += 2 * batch * 3 * t * t * d
     enc = cfg.num_layers * layer + 2 * batch * t * cfg.feature_dim * d
     pool = cfg.pooler_layers * 2 * batch * (
         2 * t * d * d  # cross-attention K, V over the encoder output

@@ -204,3 +204,14 @@ def test_half_precision_path_runs(kind: str, text_encoder: Any, speech_encoder: 
     got = enc.encode(reference["sentences"] if kind == "text" else waves)
     assert got.dtype == np.float32 and np.isfinite(got).all()
     assert _cos(got, ref).min() >= 0.98
+
+
+@pytest.mark.parametrize("s", [1, 7, 128, 129, 300])
+def test_blocked_position_bias_equals_shift_trick(s: int) -> None:
+    from speechmine.encoders.sonar.speech_model import position_bias
+
+    g = torch.Generator().manual_seed(s)
+    qv, r = torch.randn(2, 3, s, 4, generator=g), torch.randn(3, 2 * s - 1, 4, generator=g)
+    full = qv @ r.transpose(-1, -2)  # all 2S-1 offsets per query
+    i, j = torch.arange(s)[:, None], torch.arange(s)[None, :]
+    assert torch.allclose(position_bias(qv, r, 0.125), 0.125 * full[..., i, s - 1 - i + j])

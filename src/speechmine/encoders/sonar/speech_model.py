@@ -99,6 +99,33 @@ class RelativePositionSDPA(nn.Module):
         self.r_proj = nn.Linear(dim, dim, bias=False)
 
 
+#: Query rows per block of :func:`position_bias`.
+BIAS_BLOCK = 128
+
+
+def position_bias(qv: Tensor, r: Tensor, scale: float) -> Tensor:
+    """Transformer-XL position term ``bias[n,h,i,j] = scale · qv[n,h,i] · r[h, S-1-i+j]``.
+
+    ``qv``: queries plus ``v_bias`` ``(N, H, S, K)``; ``r``: projected relative table
+    ``(H, 2S-1, K)`` (offsets S-1 … -(S-1)). Returns ``(N, H, S, S)``.
+
+    The classic "shift trick" multiplies every query with all 2S-1 offsets and keeps S of them.
+    Working in blocks of rows, a block of b rows only needs S+b-1 offsets, which halves the
+    work and memory for long inputs; inside a block the shift is a strided view (no copy).
+    """
+    n, h, s, _ = qv.shape
+    out = qv.new_empty(n, h, s, s)
+    for i0 in range(0, s, BIAS_BLOCK):
+        i1 = min(s, i0 + BIAS_BLOCK)
+        b, w = i1 - i0, s + i1 - i0 - 1
+        # rows i0..i1-1 use offsets i-j ∈ [i0-(S-1), i1-1]: r rows S-i1 … 2S-2-i0
+        bd = torch.matmul(qv[:, :, i0:i1], r[:, s - i1 : s - i1 + w].transpose(-1, -2)).contiguous()
+        # local row t needs local column (b-1-t)+j
+        view = bd.as_strided((n, h, b, s), (h * b * w, b * w, w - 1, 1), bd.storage_offset() + b - 1)
+        torch.mul(view, scale, out=out[:, :, i0:i1])
+    return out
+
+
 class RelativeSelfAttention(MultiheadAttention):
     """Self-attention with relative positions: score = (q+u)·k + (q+v)·r[i-j], scaled by K^-½."""
 
@@ -119,17 +146,9 @@ class RelativeSelfAttention(MultiheadAttention):
         v = self._heads(self.v_proj(x))
         r = self.sdpa.r_proj(rel)  # (2S-1, D)
         r = r.view(2 * s - 1, h, -1).transpose(0, 1)  # (H, 2S-1, K)
-        scale = q.shape[-1] ** -0.5
-        bd = torch.matmul(q + self.sdpa.v_bias[:, None, :], r.transpose(-1, -2)).contiguous()
-        # bd is (N, H, S, 2S-1). Row i needs offsets i-j for j = 0..S-1, i.e. columns
-        # S-1-i+j: a strided view (the "shift trick" without its padding copy).
-        w = 2 * s - 1
-        bd = bd.as_strided(
-            (n, h, s, s), (h * s * w, s * w, w - 1, 1), bd.storage_offset() + s - 1
-        )
-        bias = bd * scale
+        bias = position_bias(q + self.sdpa.v_bias[:, None, :], r, q.shape[-1] ** -0.5)
         if attn_mask is not None:
-            bias = bias.masked_fill(~attn_mask, float("-inf"))
+            bias.masked_fill_(~attn_mask, float("-inf"))
         out = F.scaled_dot_product_attention(q + self.sdpa.u_bias[:, None, :], k, v, attn_mask=bias)
         return self.output_proj(out.transpose(1, 2).reshape(n, s, d))
 
