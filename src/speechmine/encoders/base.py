@@ -62,6 +62,13 @@ class Encoder(abc.ABC):
     def encode_batch(self, items: Sequence[Any]) -> np.ndarray:
         """Embed one batch. Returns ``(len(items), dim)`` float32 (need not be normalised)."""
 
+    def check(self, item: Any) -> str | None:
+        """Why ``item`` cannot be embedded (too short, too long …), or None when it can.
+
+        The pipeline calls this before encoding and turns a reason into a reject line.
+        """
+        return None
+
     def item_cost(self, item: Any) -> int:
         """Relative cost of one item (characters, samples); used to sort before batching."""
         return len(item)
@@ -75,13 +82,25 @@ class Encoder(abc.ABC):
         return {"encoder": self.name, "dim": self.dim, "lang": self.lang}
 
     # -- shared machinery ----------------------------------------------------------------
+    #: Optional padded-batch budget in cost units (e.g. samples for speech: the longest item
+    #: × batch length stays within it); ``batch_size`` still caps the item count.
+    max_batch_cost: int | None = None
+
     def iter_batches(self, items: Sequence[Any]) -> Iterator[tuple[np.ndarray, list[Any]]]:
         """Yield ``(positions, batch)`` with items sorted by cost so batches pad little."""
-        order = np.argsort(np.fromiter((self.item_cost(x) for x in items), dtype=np.int64,
-                                       count=len(items)), kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            pos = order[start : start + self.batch_size]
+        costs = np.fromiter((self.item_cost(x) for x in items), dtype=np.int64, count=len(items))
+        order = np.argsort(costs, kind="stable")
+        start = 0
+        while start < len(order):
+            stop = min(start + self.batch_size, len(order))
+            if self.max_batch_cost:
+                # sorted ascending: the last item of a batch is its longest
+                while stop - start > 1 and costs[order[stop - 1]] * (stop - start) > \
+                        self.max_batch_cost:
+                    stop -= 1
+            pos = order[start:stop]
             yield pos, [items[i] for i in pos]
+            start = stop
 
     def encode(self, items: Sequence[Any], progress: Any = None) -> np.ndarray:
         """Embed ``items`` in input order. Returns ``(len(items), dim)`` float32.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ class NpyStreamWriter:
     ...     w.write(chunk)          # (r, 4) any float dtype, converted
     """
 
-    def __init__(self, path: str | os.PathLike[str], rows: int, dim: int,
+    def __init__(self, path: str | os.PathLike[str], rows: int | None, dim: int,
                  dtype: str = "float32", meta: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.rows, self.dim, self.dtype = rows, dim, np.dtype(dtype)
@@ -44,23 +45,36 @@ class NpyStreamWriter:
         self.written = 0
         self._ctx = atomic_path(self.path)
         self._tmp = self._ctx.__enter__()
-        self._fh = open(self._tmp, "wb")
+        # rows unknown (speech: segments may be rejected while decoding): stream the data to
+        # a side file and put the header in front on close (one extra copy of the shard)
+        self._data_path = self._tmp if rows is not None else Path(f"{self._tmp}.data")
+        self._fh = open(self._data_path, "wb")
+        if rows is not None:
+            self._write_header(self._fh, rows)
+
+    def _write_header(self, fh: Any, rows: int) -> None:
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                  "shape": (rows, dim)}
-        np.lib.format.write_array_header_1_0(self._fh, header)
+                  "shape": (rows, self.dim)}
+        np.lib.format.write_array_header_1_0(fh, header)
 
     def write(self, chunk: np.ndarray) -> None:
         chunk = np.ascontiguousarray(chunk, dtype=self.dtype)
         if chunk.ndim != 2 or chunk.shape[1] != self.dim:
             raise EmbeddingFileError(f"{self.path}: chunk of shape {chunk.shape}, expected "
                                      f"(r, {self.dim})")
-        if self.written + len(chunk) > self.rows:
+        if self.rows is not None and self.written + len(chunk) > self.rows:
             raise EmbeddingFileError(f"{self.path}: more rows than the declared {self.rows}")
         self._fh.write(chunk.tobytes())
         self.written += len(chunk)
 
     def close(self) -> None:
         self._fh.close()
+        if self.rows is None:
+            self.rows = self.written
+            with open(self._tmp, "wb") as out, open(self._data_path, "rb") as data:
+                self._write_header(out, self.rows)
+                shutil.copyfileobj(data, out, 1 << 20)
+            self._data_path.unlink()
         if self.written != self.rows:
             self._ctx.__exit__(EmbeddingFileError, None, None)
             raise EmbeddingFileError(f"{self.path}: wrote {self.written} rows of {self.rows}")
@@ -71,6 +85,8 @@ class NpyStreamWriter:
 
     def abort(self) -> None:
         self._fh.close()
+        if self._data_path != self._tmp and self._data_path.exists():
+            self._data_path.unlink()
         self._ctx.__exit__(RuntimeError, None, None)
 
     def __enter__(self) -> "NpyStreamWriter":

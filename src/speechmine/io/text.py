@@ -64,8 +64,11 @@ class SideInputs:
     def total(self) -> int:
         return int(sum(self.sizes))
 
-
-_SHARD_ID = re.compile(r"\.(\d+)\.[^.]+$|\.(\d+)$|(\d+)")
+    def locate(self, gid: int) -> tuple[str, int]:
+        """(shard file, 1-based line number) of a global id."""
+        offsets = self.offsets
+        s = int(np.searchsorted(offsets, gid, side="right") - 1)
+        return self.shards[s], int(gid - offsets[s] + 1)
 
 
 def shard_sort_key(path: str) -> tuple[int, str]:

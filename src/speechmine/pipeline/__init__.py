@@ -68,15 +68,15 @@ def run(cfg: RunConfig) -> RunResult:
         t = time.perf_counter()
         src, tgt = stage_inputs(cfg, "src", work), stage_inputs(cfg, "tgt", work)
         timings["inputs"] = time.perf_counter() - t
+        t = time.perf_counter()
+        embedded = stage_embed(cfg, [src, tgt], work, executor)
+        timings["embed"] = time.perf_counter() - t
+        # after embedding: speech segments are validated while their audio is decoded
         rejects = src.inputs.rejects + tgt.inputs.rejects
         write_rejects(out_dir / "rejects.tsv", rejects)
         if rejects:
             log.warning("%d input item(s) skipped, see %s", len(rejects),
                         out_dir / "rejects.tsv")
-
-        t = time.perf_counter()
-        embedded = stage_embed(cfg, [src, tgt], work, executor)
-        timings["embed"] = time.perf_counter() - t
 
         t = time.perf_counter()
         fwd, bwd = stage_knn(cfg, src, tgt, work)

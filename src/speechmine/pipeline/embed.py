@@ -53,6 +53,7 @@ class EmbedJob:
     shard_rows: int | None = None
     progress: bool = True
     manifest_units: str = "samples"
+    on_error: str = "fail"
 
 
 def get_encoder(name: str, lang: str, options: dict[str, Any]) -> encoders.Encoder:
@@ -81,12 +82,6 @@ def _text_chunks(shard: str, rows: np.ndarray) -> Iterator[list[str]]:
         yield chunk
 
 
-def _speech_chunks(job: EmbedJob) -> Iterator[list[Any]]:
-    from ..io.speech_inputs import iter_waveforms
-
-    yield from iter_waveforms(job.shard, job.rows, CHUNK_ROWS, job.manifest_units)
-
-
 def run_embed_job(job: EmbedJob) -> str:
     """Write ``job.out`` (``(len(rows), dim)`` normalised embeddings) and return its path."""
     from tqdm.auto import tqdm
@@ -109,13 +104,41 @@ def run_embed_job(job: EmbedJob) -> str:
             return str(out)
         enc = get_encoder(job.encoder, job.lang, job.encoder_options)
         meta = {**job.meta, "encoder": enc.fingerprint(), "normalized": True}
-        chunks = _text_chunks(job.shard, job.rows) if job.modality == "text" \
-            else _speech_chunks(job)
-        with NpyStreamWriter(out, len(job.rows), enc.dim, dtype, meta) as w:
-            for chunk in chunks:
-                w.write(l2_normalize(enc.encode(chunk)))
-                bar.update(len(chunk))
+        if job.modality == "text":
+            with NpyStreamWriter(out, len(job.rows), enc.dim, dtype, meta) as w:
+                for chunk in _text_chunks(job.shard, job.rows):
+                    w.write(l2_normalize(enc.encode(chunk)))
+                    bar.update(len(chunk))
+        else:
+            _embed_speech(job, enc, out, dtype, meta, bar)
     return str(out)
+
+
+def _embed_speech(job: EmbedJob, enc: encoders.Encoder, out: Path, dtype: str,
+                  meta: dict[str, Any], bar: Any) -> None:
+    """Decode, validate and embed a manifest's segments; the sidecar lists what was kept.
+
+    Sidecar keys: ``rows_embedded`` (0-based manifest lines, in order) and ``rejects``
+    (``[line, reason]``), which the pipeline folds into the side's kept ids and rejects.tsv.
+    """
+    from ..io.speech_inputs import iter_valid_waveforms
+
+    kept: list[int] = []
+    rejects: list[tuple[int, str]] = []
+    w = NpyStreamWriter(out, None, enc.dim, dtype, meta)
+    try:
+        for ok_rows, waves, bad in iter_valid_waveforms(job.shard, job.rows, job.manifest_units,
+                                                        enc, CHUNK_ROWS, job.on_error):
+            if waves:
+                w.write(l2_normalize(enc.encode(waves)))
+            kept.extend(ok_rows.tolist())
+            rejects.extend(bad)
+            bar.update(len(ok_rows) + len(bad))
+    except BaseException:
+        w.abort()
+        raise
+    w.meta.update(rows_embedded=kept, rejects=[[r, why] for r, why in rejects])
+    w.close()
 
 
 def embedding_dim(path: str | Path) -> int:

@@ -27,13 +27,6 @@ def _clean(s: str) -> str:
     return s.replace("\t", " ").replace("\n", " ").replace("\r", " ")
 
 
-def _location(side: Side, gid: int) -> tuple[str, int]:
-    """(shard file, 1-based line) of a global id."""
-    offsets = side.inputs.offsets
-    s = int(np.searchsorted(offsets, gid, side="right") - 1)
-    return side.inputs.shards[s], int(gid - offsets[s] + 1)
-
-
 def side_columns(side: Side, ids: np.ndarray) -> tuple[dict[int, str], dict[int, str]]:
     """(text column, meta column) for the given global ids of one side."""
     texts = read_lines_by_id(side.inputs, ids)
@@ -46,7 +39,7 @@ def side_columns(side: Side, ids: np.ndarray) -> tuple[dict[int, str], dict[int,
     else:
         metas = {}
         for g in np.unique(ids).tolist():
-            f, line = _location(side, g)
+            f, line = side.inputs.locate(g)
             metas[g] = f"{f}:{line}"
     return texts, metas
 

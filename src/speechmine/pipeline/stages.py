@@ -148,7 +148,7 @@ def embed_jobs(cfg: RunConfig, side: Side, work: Path) -> list[EmbedJob]:
             existing_dim=cfg.embedding_dimensions,
             existing_dtype="float16" if cfg.fp16 else "float32",
             shard_rows=side.inputs.sizes[s], progress=cfg.progress,
-            manifest_units=side.cfg.data.manifest_units))
+            manifest_units=side.cfg.data.manifest_units, on_error=cfg.on_error))
     side.emb_files = files
     return jobs
 
@@ -162,6 +162,8 @@ def stage_embed(cfg: RunConfig, sides: list[Side], work: Path, executor: Any) ->
         for f in futures:
             f.result()
         done[side.role] = len(jobs)
+        if side.cfg.modality == "speech":
+            _fold_speech_rejects(side)
     dims = {side.role: {embedding_dim(f) for f in side.emb_files} for side in sides}
     for side in sides:
         if len(dims[side.role]) > 1:
@@ -174,6 +176,21 @@ def stage_embed(cfg: RunConfig, sides: list[Side], work: Path, executor: Any) ->
             f"embeddings ({sides[0].cfg.encoder.name}), {sides[1].cfg.name} has {dt}-d "
             f"({sides[1].cfg.encoder.name}); use encoders of one embedding space")
     return done
+
+
+def _fold_speech_rejects(side: Side) -> None:
+    """Speech segments rejected while decoding leave the kept ids and join the rejects."""
+    from ..io.embeddings import read_sidecar
+
+    kept, seen = [], {(r.file, r.line) for r in side.inputs.rejects}
+    offsets = side.inputs.offsets
+    for s, f in enumerate(side.emb_files):
+        sc = read_sidecar(f)
+        kept.append(offsets[s] + np.asarray(sc.get("rows_embedded", []), dtype=np.int64))
+        for row, why in sc.get("rejects", []):
+            if (side.inputs.shards[s], row + 1) not in seen:
+                side.inputs.rejects.append(Reject(side.role, side.inputs.shards[s], row + 1, why))
+    side.inputs.kept = np.concatenate(kept) if kept else np.zeros(0, np.int64)
 
 
 def load_side_matrix(side: Side) -> np.ndarray:
