@@ -141,6 +141,44 @@ def demo(output_dir: str, encoder: str, overrides: tuple[str, ...]) -> None:
     click.echo(f"done in {time.perf_counter() - t:.1f} s")
 
 
+@main.command()
+@click.argument("audio", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Manifest to write (stopes format: audio_file start end batch_no).")
+@click.option("--min-dur", default=0.5, show_default=True, help="Drop segments shorter (s).")
+@click.option("--max-dur", default=20.0, show_default=True,
+              help="Split segments longer (s), at their least speech-like frame.")
+@click.option("--pad", default=0.2, show_default=True, help="Padding added around speech (s).")
+@click.option("--merge-gap", default=0.3, show_default=True,
+              help="Bridge silences shorter than this (s).")
+@click.option("--threshold", default=0.5, show_default=True, help="VAD speech probability.")
+@click.option("--overlap-windows", is_flag=True,
+              help="Also write overlapping windows of consecutive segments (SeamlessAlign).")
+@click.option("--window-min", default=1.0, show_default=True, help="Shortest window (s).")
+@click.option("--window-max", default=20.0, show_default=True, help="Longest window (s).")
+@click.option("--absolute", is_flag=True, help="Write absolute audio paths.")
+def segment(audio: tuple[str, ...], output: str, min_dur: float, max_dur: float, pad: float,
+            merge_gap: float, threshold: float, overlap_windows: bool, window_min: float,
+            window_max: float, absolute: bool) -> None:
+    """Cut AUDIO files into speech segments with Silero VAD and write a stopes manifest.
+
+    Offsets are samples at 16 kHz (end exclusive); batch_no is a duration bucket. Any format
+    soundfile or PyAV decodes (wav, flac, ogg/opus, mp3 ...), any rate, mono or stereo.
+
+    \b
+    Example:
+      speechmine segment talks/*.ogg -o speech/en.000.tsv --overlap-windows
+    """
+    from .segment import segment_to_manifest
+
+    segs = segment_to_manifest(list(audio), output, relative=not absolute, min_dur=min_dur,
+                               max_dur=max_dur, pad=pad, merge_gap=merge_gap,
+                               threshold=threshold, overlap_windows=overlap_windows,
+                               window_min=window_min, window_max=window_max)
+    total = sum(s.duration for s in segs)
+    click.echo(f"{len(segs)} segments ({total:.1f} s) from {len(audio)} file(s) → {output}")
+
+
 @main.group()
 def config() -> None:
     """Show an example preset or the resolved form of yours."""

@@ -69,6 +69,22 @@ class EncoderConfig:
 
 
 @dataclass(frozen=True)
+class SegmentConfig:
+    """Silero VAD segmentation of raw audio shards (``segment_audio`` block); seconds."""
+
+    min_dur: float = 0.5
+    max_dur: float = 20.0
+    pad: float = 0.2
+    merge_gap: float = 0.3
+    threshold: float = 0.5
+    #: add SeamlessAlign-style overlapping windows of consecutive regions (clean-up after
+    #: mining keeps the best pair of overlapping segments)
+    overlap_windows: bool = False
+    window_min: float = 1.0
+    window_max: float = 20.0
+
+
+@dataclass(frozen=True)
 class SideConfig:
     """One side of the mining (source or target), after merging its ``lang_configs`` entry."""
 
@@ -79,6 +95,7 @@ class SideConfig:
     existing_embedding_glob: str | None = None
     existing_index_path: str | None = None
     index_type: str | None = None
+    segment: SegmentConfig | None = None
 
     @property
     def modality(self) -> str:
@@ -175,6 +192,7 @@ class RunConfig:
 
 def _side_key(side: SideConfig) -> dict[str, Any]:
     return {"lang": side.lang, "data": dataclasses.asdict(side.data),
+            "segment": side.segment and dataclasses.asdict(side.segment),
             "encoder": [side.encoder.name, side.encoder.result_options()],
             "emb": side.existing_embedding_glob, "index": side.existing_index_path,
             "index_type": side.index_type}
@@ -398,9 +416,41 @@ def _side(name: str, merged: dict[str, Any], entry_keys: list[str], source: str,
             and not data.shard_list:
         raise _err(where + "data.data_shard_dir", f"{data.data_shard_dir} is not a directory",
                    source)
+    segment = _segment(merged.get("segment_audio"), where, source, ignored)
+    if segment is not None and data.shard_type != "speech":
+        raise _err(where + "segment_audio", "segments audio: needs data.shard_type: speech",
+                   source)
     return SideConfig(name=name, lang=lang, data=data, encoder=enc,
                       existing_embedding_glob=emb_glob, existing_index_path=index_path,
-                      index_type=merged.get("index_type"))
+                      index_type=merged.get("index_type"), segment=segment)
+
+
+def _segment(block: Any, where: str, source: str, ignored: list[str]) -> SegmentConfig | None:
+    """``segment_audio``: null/false (shards are manifests), true (defaults) or a mapping."""
+    if block is None or block is False:
+        return None
+    if block is True:
+        return SegmentConfig()
+    if not isinstance(block, dict):
+        raise _err(where + "segment_audio", "must be true, false or a mapping", source)
+    block = dict(block)
+    for key in ("_target_", "config"):
+        if key in block:
+            block.pop(key)
+            ignored.append(f"{where}segment_audio.{key} (speechmine segments with Silero VAD)")
+    fields = {f.name: f for f in dataclasses.fields(SegmentConfig)}
+    w = where + "segment_audio."
+    values: dict[str, Any] = {}
+    for key, value in block.items():
+        if key not in fields:
+            raise _err(w + key, "unknown key" + _suggest(key, set(fields)), source)
+        default = fields[key].default
+        values[key] = _bool(block, key, default, source, w) if isinstance(default, bool) \
+            else _num(block, key, default, source, w, float, 0)
+    seg = SegmentConfig(**values)
+    if seg.min_dur > seg.max_dur or seg.window_min > seg.window_max:
+        raise _err(w + "min_dur", "minimum durations must not exceed the maximums", source)
+    return seg
 
 
 def _encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,

@@ -65,6 +65,8 @@ def stage_inputs(cfg: RunConfig, role: str, work: Path) -> Side:
     where = f"lang_configs.{side_cfg.name}"
     shards = find_shards(side_cfg.name, d.data_shard_dir, d.shard_list, d.shard_glob, d.bname,
                          d.shard_type, where)
+    if side_cfg.segment is not None:
+        shards = stage_segment(side_cfg, role, shards, work, cfg.progress)
     metas = None
     if d.meta_glob:
         metas = sorted(glob.glob(d.meta_glob.replace("{lang}", side_cfg.name)))
@@ -100,6 +102,25 @@ def stage_inputs(cfg: RunConfig, role: str, work: Path) -> Side:
                       "blank": inputs.blank, "duplicates": inputs.duplicates,
                       "digests": digests})
     return Side(role, side_cfg, inputs, digests)
+
+
+def stage_segment(side_cfg: SideConfig, role: str, audio: list[str], work: Path,
+                  progress: bool) -> list[str]:
+    """VAD-segment each audio file into its own stopes manifest (cached per file)."""
+    from tqdm.auto import tqdm
+
+    from ..segment import segment_to_manifest
+
+    seg = dataclasses.asdict(side_cfg.segment)
+    out_dir = work / "segment" / f"{role}-{side_cfg.name}-{key_of('segment', seg)}"
+    manifests = []
+    for i, path in enumerate(tqdm(audio, desc=f"segment {role}", unit="file",
+                                  disable=not progress)):
+        out = out_dir / f"{i:05d}-{key_of(_stat_key([path]))}.tsv"
+        if not out.exists():
+            segment_to_manifest([path], out, relative=False, **seg)
+        manifests.append(str(out))
+    return manifests
 
 
 # --------------------------------------------------------------------------- embed
@@ -329,4 +350,26 @@ def stage_mine(cfg: RunConfig, src: Side, tgt: Side, fwd: Neighbours, bwd: Neigh
     mx = cfg.mine.max_score if cfg.mine.max_score is not None else np.inf
     al = select_pairs(f_score, f_tgt, b_score, b_src, cfg.mine.retrieval,
                       threshold=cfg.mine.threshold, max_score=mx, dedup=cfg.mine.dedup)
-    return Alignment(al.scores, src.inputs.kept[al.src], tgt.inputs.kept[al.tgt], al.direction)
+    al = Alignment(al.scores, src.inputs.kept[al.src], tgt.inputs.kept[al.tgt], al.direction)
+    for side, ids in ((src, "src"), (tgt, "tgt")):
+        if side.cfg.segment is not None and side.cfg.segment.overlap_windows:
+            al = _drop_overlapping(al, side, ids)
+    return al
+
+
+def _drop_overlapping(al: Alignment, side: Side, which: str) -> Alignment:
+    """Overlapping candidate windows: keep the best pair of each stretch of audio."""
+    from ..io.speech_inputs import segments_of
+    from ..segment import remove_overlaps
+
+    gids = al.src if which == "src" else al.tgt
+    spans: dict[int, tuple[str, int, int]] = {}
+    offsets = side.inputs.offsets
+    for s, shard in enumerate(side.inputs.shards):
+        in_shard = np.unique(gids[(gids >= offsets[s]) & (gids < offsets[s + 1])])
+        for seg in segments_of(shard, in_shard - offsets[s], side.cfg.data.manifest_units):
+            spans[int(offsets[s] + seg.lineno - 1)] = (seg.path, seg.start, seg.end)
+    keep = remove_overlaps(al.scores, [spans[int(g)] for g in gids],
+                           ids=list(zip(al.src.tolist(), al.tgt.tolist())))
+    log.info("overlap clean-up on %s: kept %d of %d pairs", side.cfg.name, len(keep), len(al))
+    return al.take(keep)
