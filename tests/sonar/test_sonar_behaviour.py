@@ -145,9 +145,13 @@ def test_stopes_options_are_accepted(data: Path, caplog: pytest.LogCaptureFixtur
         )
     assert enc.batch_size == 7 and enc.runtime.dtype == torch.float32
     assert enc.runtime.device.type == "cpu" and "ignored on cpu" in caplog.text
+    # for speech, stopes' `_name` names its module (sonar2_speech_encoder), not a model
     sp = create("sonar_speech", encoder_model=str(data / "tiny_speech_encoder.pt"),
-                mini_batch_size=3, fp16=True, gpu=False, num_processes=2)
-    assert sp.batch_size == 3 and sp.dim == 32
+                _name="sonar2_speech_encoder", mini_batch_size=3, fp16=True, gpu=False,
+                num_processes=2, max_batch_seconds=10)
+    assert sp.batch_size == 3 and sp.dim == 32 and sp.max_batch_cost == 160_000
+    assert {"cache_dir", "trust_checkpoint", "threads"} <= sp.TRANSIENT_OPTIONS
+    assert "quantize" not in sp.TRANSIENT_OPTIONS and "dtype" not in enc.TRANSIENT_OPTIONS
     with pytest.raises(EncoderError, match="unknown option"):
         create("sonar_text", lang="fr", bogus=1, **text_options(data))
 

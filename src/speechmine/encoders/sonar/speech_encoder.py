@@ -50,6 +50,7 @@ class SonarSpeechEncoder(Encoder):
         model / encoder_model: card name (``sonar_speech_encoder_eng``) or a checkpoint path;
             default: the card for ``lang`` (English when ``lang`` is None).
         max_seq_len: encoder steps (20 ms each) the relative positions allow (default 4096).
+        max_batch_seconds: padded audio per batch (longest item × count, default 160 s).
         pooler_heads: attention heads of the pooler when they differ from the encoder's.
         device, dtype, threads, quantize, trust_checkpoint, cache_dir, sha256: as ``sonar_text``.
         stopes options: mini_batch_size, gpu, fp16, num_processes.
@@ -62,12 +63,17 @@ class SonarSpeechEncoder(Encoder):
     # config reports it as ignored
     OPTIONS = frozenset({"model", "encoder_model", "max_seq_len", "pooler_heads",
                          "trust_checkpoint", "cache_dir", "sha256", "device", "dtype",
-                         "quantize", "threads", "gpu", "fp16"})
+                         "quantize", "threads", "gpu", "fp16", "max_batch_seconds"})
+    TRANSIENT_OPTIONS = Encoder.TRANSIENT_OPTIONS | {
+        "trust_checkpoint", "cache_dir", "sha256", "max_batch_seconds"}
 
     def __init__(self, lang: str | None = None, batch_size: int = 16, **options: Any) -> None:
         stopes = pop_stopes_options(self.name, options)
         batch_size = int(stopes.pop("batch_size", batch_size))
-        model = _first(options, "model", "encoder_model", "name", "_name")
+        model = _first(options, "model", "encoder_model")
+        if "_name" in options:  # stopes' `_name` names its module here, not a model
+            log.debug("sonar_speech: ignoring stopes _name=%r", options.pop("_name"))
+        max_batch_seconds = float(options.pop("max_batch_seconds", 160.0))
         max_seq_len = options.pop("max_seq_len", None)
         pooler_heads = options.pop("pooler_heads", None)
         trust = bool(options.pop("trust_checkpoint", False))
@@ -77,6 +83,9 @@ class SonarSpeechEncoder(Encoder):
         super().__init__(lang=lang, batch_size=batch_size, **options)
 
         self.runtime = resolve_runtime(self.name, **rt_opts, **stopes)
+        # padded audio per batch: attention memory grows with length², so long segments
+        # go in smaller batches (batch_size still caps the count)
+        self.max_batch_cost = int(max_batch_seconds * SAMPLE_RATE)
         try:
             if model is None:
                 model = speech_model_for(lang) if lang else "sonar_speech_encoder_eng"

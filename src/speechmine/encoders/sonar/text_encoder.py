@@ -85,6 +85,7 @@ class SonarTextEncoder(Encoder):
     OPTIONS = frozenset({"model", "_name", "tokenizer", "spm_model", "lang_table", "max_seq_len",
                          "num_heads", "trust_checkpoint", "cache_dir", "sha256", "device",
                          "dtype", "quantize", "threads", "gpu", "fp16"})
+    TRANSIENT_OPTIONS = Encoder.TRANSIENT_OPTIONS | {"trust_checkpoint", "cache_dir", "sha256"}
 
     def __init__(self, lang: str | None = None, batch_size: int = 64, **options: Any) -> None:
         stopes = pop_stopes_options(self.name, options)
