@@ -139,7 +139,8 @@ class SonarSpeechEncoder(Encoder):
 
     def _features(self, waveform: np.ndarray) -> torch.Tensor:
         """Stacked standardised fbank ``(T // 2, 160)`` of one waveform."""
-        fb = kaldi_fbank(torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32)))
+        # a copy: decoded audio arrays are read-only views of a shared cache
+        fb = kaldi_fbank(torch.from_numpy(np.array(waveform, dtype=np.float32)))
         std, mean = torch.std_mean(fb, dim=0)  # unbiased std, as SONAR
         fb = (fb - mean) / std.clamp_min(STD_FLOOR)
         steps = fb.shape[0] // FBANK_STRIDE  # an odd last frame is dropped, as fairseq2 does
