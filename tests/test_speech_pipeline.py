@@ -30,9 +30,20 @@ from speechmine.config import load_config  # noqa: E402
 from speechmine.io.embeddings import l2_normalize  # noqa: E402
 from speechmine.pipeline import run  # noqa: E402
 
-SONAR = Path(__file__).parent / "data" / "sonar"
+FIXTURES = Path(__file__).parent / "data" / "sonar"
+SONAR = FIXTURES  # replaced per test by a private copy (encoders write checksum sidecars)
 TINY_LANGS = ["eng_Latn", "fra_Latn", "deu_Latn"]
 SR = 16_000
+
+
+@pytest.fixture(autouse=True)
+def _private_fixtures(tmp_path_factory, monkeypatch):
+    import shutil
+
+    dst = tmp_path_factory.mktemp("sonar")
+    for name in ("tiny_text_encoder.pt", "tiny_speech_encoder.pt", "tiny_spm.model"):
+        shutil.copy(FIXTURES / name, dst / name)
+    monkeypatch.setattr(sys.modules[__name__], "SONAR", dst)
 
 
 def text_encoder_cfg() -> dict:
