@@ -152,7 +152,8 @@ def bench_text(args: argparse.Namespace, device: str, dtype: torch.dtype, roof: 
     cfg = TextConfig(vocab_size=args.vocab)
     t0 = time.perf_counter()
     model = random_model(lambda: SonarTextModel(cfg)).to(device=device, dtype=dtype)
-    print(f"  built text model in {time.perf_counter() - t0:.1f} s; peak RSS {peak_rss_gb():.2f} GB")
+    print(f"  built text model in {time.perf_counter() - t0:.1f} s; "
+          f"peak RSS {peak_rss_gb():.2f} GB")
     b, s = args.text_batch, args.text_tokens
     g = torch.Generator().manual_seed(1)
     batches = [torch.randint(4, cfg.vocab_size, (b, s), generator=g).to(device)
@@ -183,10 +184,13 @@ def bench_text(args: argparse.Namespace, device: str, dtype: torch.dtype, roof: 
         ref = torch.cat(outputs).float()
         with warnings.catch_warnings():  # torch.ao deprecation notices
             warnings.simplefilter("ignore")
-            qmodel = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
+            qmodel = torch.ao.quantization.quantize_dynamic(
+                model, {nn.Linear}, dtype=torch.qint8, inplace=True
+            )
         t = timed(lambda: run(qmodel), 1, warmup=lambda: warm(qmodel))
         cos = torch.nn.functional.cosine_similarity(torch.cat(outputs).float(), ref, dim=1)
-        print(f"  text int8    : {n_sent / t.wall:8.2f} sentences/s ({flops / t.wall / 1e9:.1f} fp32-equivalent "
+        print(f"  text int8    : {n_sent / t.wall:8.2f} sentences/s "
+              f"({flops / t.wall / 1e9:.1f} fp32-equivalent "
               f"GFLOP/s); cosine to fp32 min {cos.min():.4f} mean {cos.mean():.4f}; "
               f"peak RSS {peak_rss_gb():.2f} GB")
     del model
@@ -240,7 +244,9 @@ def bench_speech(args: argparse.Namespace, device: str, dtype: torch.dtype,
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     p.add_argument("--text-sentences", type=int, default=32)
     p.add_argument("--text-batch", type=int, default=16)
@@ -268,7 +274,8 @@ def main() -> None:
         return r
 
     roof = matmul_rate("cpu", torch.float32)
-    print(f"CPU matmul 4096x4096 fp32: {roof.wall / 1e9:.1f} GFLOP/s ({roof.cpu / 1e9:.1f} per CPU-second)")
+    print(f"CPU matmul 4096x4096 fp32: {roof.wall / 1e9:.1f} GFLOP/s "
+          f"({roof.cpu / 1e9:.1f} per CPU-second)")
     if args.skip != "text":
         bench_text(args, "cpu", torch.float32, cpu_roof, int8=not args.no_int8)
     if args.skip != "speech":

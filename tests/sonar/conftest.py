@@ -80,4 +80,5 @@ def speech_encoder(data: Path) -> Any:
     """The tiny speech encoder through the public registry."""
     from speechmine.encoders import create
 
-    return create("sonar_speech", lang="eng", model=str(data / "tiny_speech_encoder.pt"), device="cpu")
+    return create("sonar_speech", lang="eng", model=str(data / "tiny_speech_encoder.pt"),
+                  device="cpu")

@@ -123,7 +123,8 @@ def test_speech_language_codes() -> None:
 def test_configurable_language_table_changes_lang_token(data: Path) -> None:
     enc = create("sonar_text", lang="deu_Latn", **text_options(data))
     assert enc.lang_token == 51 and enc.tokenize(["x"])[0][0] == 51
-    flipped = create("sonar_text", lang="deu_Latn", **text_options(data, lang_table=TINY_LANGS[::-1]))
+    opts = text_options(data, lang_table=TINY_LANGS[::-1])
+    flipped = create("sonar_text", lang="deu_Latn", **opts)
     assert flipped.lang_token == 49
 
 
@@ -132,7 +133,8 @@ def test_shipped_card_tables_match_the_cards() -> None:
     assert tuple(parsed["langs"]) == TEXT_LANGS and len(TEXT_LANGS) == 202
     assert parsed["speech"] == SPEECH_MODELS
     assert SPEECH_MODELS["sonar_speech_encoder_eng"]["arch"] == "english"
-    assert {c["arch"] for n, c in SPEECH_MODELS.items() if n != "sonar_speech_encoder_eng"} == {"non_english"}
+    others = {c["arch"] for n, c in SPEECH_MODELS.items() if n != "sonar_speech_encoder_eng"}
+    assert others == {"non_english"}
 
 
 # -- options -----------------------------------------------------------------------------
@@ -180,7 +182,8 @@ def test_read_only_model_dir_keeps_sidecar_in_cache(
     shutil.copy(DATA / "tiny_speech_encoder.pt", ro)
     # (chmod does not stop root, who runs CI: declare the folder read-only instead)
     monkeypatch.setattr(download, "_writable", lambda folder: folder != ro)
-    fp = create("sonar_speech", model=str(ro / "tiny_speech_encoder.pt"), device="cpu").fingerprint()
+    enc = create("sonar_speech", model=str(ro / "tiny_speech_encoder.pt"), device="cpu")
+    fp = enc.fingerprint()
     assert len(fp["sha256"]) == 64 and [p.name for p in ro.iterdir()] == ["tiny_speech_encoder.pt"]
     assert list((download.cache_dir() / "sha256").glob("tiny_speech_encoder.pt.*.json"))
     assert download.file_sha256(ro / "tiny_speech_encoder.pt") == fp["sha256"]
@@ -191,7 +194,8 @@ def test_int8_quantisation_stays_close(data: Path, reference: dict, waves: list)
     assert ".dynamic." in type(q.model.encoder.layers[0].ffn.inner_proj).__module__
     cos = _cos(q.encode(reference["sentences"]), reference["text"])
     assert cos.min() >= 0.99, cos
-    qs = create("sonar_speech", model=str(data / "tiny_speech_encoder.pt"), quantize="int8", device="cpu")
+    qs = create("sonar_speech", model=str(data / "tiny_speech_encoder.pt"), quantize="int8",
+                device="cpu")
     cos = _cos(qs.encode_batch(waves), reference["speech"])
     assert cos.min() >= 0.99, cos
     assert q.fingerprint()["quantize"] == "int8"

@@ -48,7 +48,8 @@ _SPEECH_TO_FAIRSEQ = [
      r"decoder.layers.\1.\2.out_proj."),
     (r"^encoder_pooler\.decoder\.layers\.(\d+)\.ffn\.inner_proj\.", r"decoder.layers.\1.fc1."),
     (r"^encoder_pooler\.decoder\.layers\.(\d+)\.ffn\.output_proj\.", r"decoder.layers.\1.fc2."),
-    (r"^encoder_pooler\.decoder\.layers\.(\d+)\.ffn_layer_norm\.", r"decoder.layers.\1.final_layer_norm."),
+    (r"^encoder_pooler\.decoder\.layers\.(\d+)\.ffn_layer_norm\.",
+     r"decoder.layers.\1.final_layer_norm."),
     (r"^encoder_pooler\.decoder\.", "decoder."),
 ]
 
@@ -114,7 +115,8 @@ def test_wrapped_state_dict_loads(data: Path, reference: dict) -> None:
 def test_legacy_non_zip_format_loads(data: Path) -> None:
     sd = torch.load(data / "tiny_text_encoder.pt", weights_only=True)
     path = data / "old_format.pt"
-    torch.save({"model": sd, "args": argparse.Namespace(a=1)}, path, _use_new_zipfile_serialization=False)
+    torch.save({"model": sd, "args": argparse.Namespace(a=1)}, path,
+               _use_new_zipfile_serialization=False)
     obj = load_checkpoint(path)
     assert isinstance(obj["args"], argparse.Namespace) and obj["args"].a == 1
 
@@ -146,7 +148,8 @@ def test_arbitrary_pickled_object_is_refused_unless_trusted(data: Path, zip_form
     with pytest.raises(EncoderError):  # the encoder surfaces it as an EncoderError too
         create("sonar_text", lang="fr", **text_options(data, model=str(path)))
     assert _CALLED == []
-    enc = create("sonar_text", lang="fr", **text_options(data, model=str(path), trust_checkpoint=True))
+    opts = text_options(data, model=str(path), trust_checkpoint=True)
+    enc = create("sonar_text", lang="fr", **opts)
     assert _CALLED == ["payload ran"] and enc.dim == 32
 
 

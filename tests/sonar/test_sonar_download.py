@@ -103,7 +103,8 @@ def test_card_names_download_on_first_use(server: FileServer, reference: dict) -
     cached = download.cache_dir() / "sonar_text_encoder.pt"
     assert cached.is_file() and not cached.with_name(cached.name + ".part").exists()
     # the sha256 recorded at download time is the fingerprint's, no re-hash needed
-    assert enc.fingerprint()["sha256"] == hashlib.sha256(server.files["sonar_text_encoder.pt"]).hexdigest()
+    want = hashlib.sha256(server.files["sonar_text_encoder.pt"]).hexdigest()
+    assert enc.fingerprint()["sha256"] == want
     # second use: served from the cache
     server.requests.clear()
     create("sonar_text", lang="fr", lang_table=TINY_LANGS, max_seq_len=64, device="cpu")

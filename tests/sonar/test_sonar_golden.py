@@ -15,7 +15,10 @@ TOL = 1e-5
 def test_registry_and_stopes_targets_resolve() -> None:
     assert resolve("sonar_text") is SonarTextEncoder
     assert resolve("sonar_speech") is SonarSpeechEncoder
-    assert resolve("stopes.modules.preprocess.sonar_sentence_encoder.SonarTextEncoder") is SonarTextEncoder
+    assert (
+        resolve("stopes.modules.preprocess.sonar_sentence_encoder.SonarTextEncoder")
+        is SonarTextEncoder
+    )
     assert (
         resolve("stopes.modules.preprocess.mining_speech_encoder.Sonar2MiningSpeechEncoder")
         is SonarSpeechEncoder

@@ -26,7 +26,8 @@ def _file_name(url: str) -> str:
 def parse_cards(card_dir: Path) -> dict[str, Any]:
     """Parse the two card files into the plain data :mod:`._cards` holds."""
     text = yaml.safe_load((card_dir / "text_sonar_basic_encoder.yaml").read_text())
-    docs = [d for d in yaml.safe_load_all((card_dir / "sonar_speech_encoder.yaml").read_text()) if d]
+    speech_text = (card_dir / "sonar_speech_encoder.yaml").read_text()
+    docs = [d for d in yaml.safe_load_all(speech_text) if d]
     bases = {d["name"]: d for d in docs if "checkpoint" not in d}
     speech: dict[str, dict[str, str]] = {}
     for d in docs:

@@ -115,7 +115,8 @@ def file_sha256(path: str | Path) -> str:
     path = Path(path)
     st = path.stat()
     info = _read_sidecar(path)
-    if info.get("size") == st.st_size and info.get("mtime_ns") == st.st_mtime_ns and info.get("sha256"):
+    same = info.get("size") == st.st_size and info.get("mtime_ns") == st.st_mtime_ns
+    if same and info.get("sha256"):
         return str(info["sha256"])
     log.info("computing sha256 of %s (%.1f MB, once)", path, st.st_size / 1e6)
     digest = _hash_file(path)
@@ -132,7 +133,8 @@ def _cached_ok(path: Path, sha256: str | None) -> bool:
     st = path.stat()
     info = _read_sidecar(path)
     if info.get("size") is not None and info["size"] != st.st_size:
-        log.warning("%s: size %d != recorded %d: corrupt, fetching again", path, st.st_size, info["size"])
+        log.warning("%s: size %d != recorded %d: corrupt, fetching again",
+                    path, st.st_size, info["size"])
         return False
     if info.get("sha256") and info.get("mtime_ns") != st.st_mtime_ns:
         # modified since we recorded its hash: only trust it if the content is unchanged
@@ -217,8 +219,9 @@ def _download(url: str, dest: Path, sha256: str | None, retries: int, timeout: f
             continue
         except (http.client.HTTPException, ConnectionError, TimeoutError, OSError) as exc:
             last = exc
-            if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, ConnectionRefusedError):
-                raise
+            refused = isinstance(getattr(exc, "reason", None), ConnectionRefusedError)
+            if isinstance(exc, urllib.error.URLError) and refused:
+                raise  # nothing listens there: offline or wrong mirror, retrying will not help
             continue
         size = part.stat().st_size
         if total is not None and size != total:
@@ -231,7 +234,8 @@ def _download(url: str, dest: Path, sha256: str | None, retries: int, timeout: f
             continue
         os.replace(part, dest)
         st = dest.stat()
-        _write_sidecar(dest, {"sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "url": url})
+        _write_sidecar(dest, {"sha256": digest, "size": st.st_size,
+                              "mtime_ns": st.st_mtime_ns, "url": url})
         log.info("downloaded %s (%.1f MB)", dest, st.st_size / 1e6)
         return
     assert last is not None

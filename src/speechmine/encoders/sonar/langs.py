@@ -22,7 +22,8 @@ class UnknownLanguageError(ValueError):
 
 
 #: ISO 639-1 (and a few 639-2/B or macro-language codes) → the ISO 639-3 code SONAR uses.
-#: Macro-languages map to the member FLORES-200 / SONAR chose (``ar`` → ``arb``, ``fa`` → ``pes``).
+#: Macro-languages map to the member FLORES-200 / SONAR chose (``ar`` → ``arb``,
+#: ``fa`` → ``pes``).
 ISO1_TO_3: dict[str, str] = {
     "af": "afr", "ak": "aka", "am": "amh", "ar": "arb", "as": "asm", "ay": "ayr", "az": "azj",
     "ba": "bak", "be": "bel", "bg": "bul", "bm": "bam", "bn": "ben", "bo": "bod", "bs": "bos",
@@ -130,7 +131,7 @@ def speech_lang(code: str) -> str:
 
 
 def speech_model_for(code: str) -> str:
-    """Card name of the speech encoder for language ``code`` (``'fr'`` → ``sonar_speech_encoder_fra``)."""
+    """Card name of the speech encoder for ``code`` (``'fr'`` → ``sonar_speech_encoder_fra``)."""
     lang = speech_lang(code)
     for name, card in SPEECH_MODELS.items():
         if card["lang"] == lang:

@@ -22,7 +22,7 @@ __all__ = [
 
 
 def sinusoidal_table(positions: Tensor, dim: int) -> Tensor:
-    """Absolute sinusoidal encodings ``[sin | cos]`` for ``positions`` → ``(len(positions), dim)``.
+    """Sinusoidal encodings ``[sin | cos]`` of ``positions`` → ``(len(positions), dim)``.
 
     Frequency of pair j is ``10000^(-j / (dim/2 - 1))`` (tensor2tensor / fairseq2). Computed in
     float32 with the same op order as fairseq2 so the tables agree bit for bit.
@@ -40,7 +40,7 @@ def key_padding_mask(lengths: Tensor, width: int) -> Tensor:
 
 
 class MultiheadAttention(nn.Module):
-    """Standard multi-head attention with biased projections (fairseq2 ``StandardMultiheadAttention``)."""
+    """Multi-head attention with biased projections (fairseq2 ``StandardMultiheadAttention``)."""
 
     def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
@@ -72,7 +72,7 @@ class MultiheadAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Two-layer FFN ``output_proj(act(inner_proj(x)))``; ReLU (text, pooler) or SiLU (conformer)."""
+    """FFN ``output_proj(act(inner_proj(x)))``; ReLU (text, pooler) or SiLU (conformer)."""
 
     def __init__(self, dim: int, inner_dim: int, activation: str = "relu") -> None:
         super().__init__()

@@ -14,7 +14,12 @@ from ..base import EncoderError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Runtime", "resolve_runtime", "build_model", "pop_stopes_options"]
+__all__ = [
+    "Runtime", "RUNTIME_OPTIONS", "resolve_runtime", "build_model", "pop_stopes_options",
+]
+
+#: Encoder options that :func:`resolve_runtime` takes.
+RUNTIME_OPTIONS = ("device", "dtype", "quantize", "threads")
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -93,7 +98,9 @@ def resolve_runtime(
         try:
             dt = _DTYPES[str(dtype).lower()]
         except KeyError:
-            raise EncoderError(f"{name}: unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}") from None
+            raise EncoderError(
+                f"{name}: unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}"
+            ) from None
     if dt != torch.float32 and dev.type != "cuda":
         # half precision on CPU is slow and (for fp16) poorly supported: keep fp32
         log.info("%s: dtype %s ignored on %s; using float32", name, dt, dev)

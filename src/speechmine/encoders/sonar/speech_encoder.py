@@ -16,7 +16,7 @@ from .checkpoint import extract_state_dict, load_checkpoint, to_fairseq2_speech
 from .download import file_sha256
 from .fbank import SAMPLE_RATE, kaldi_fbank, min_samples
 from .langs import UnknownLanguageError, speech_lang, speech_model_for
-from .runtime import build_model, pop_stopes_options, resolve_runtime
+from .runtime import RUNTIME_OPTIONS, build_model, pop_stopes_options, resolve_runtime
 from .speech_model import FBANK_STRIDE, SonarSpeechModel, infer_speech_config
 from .text_encoder import _first, resolve_model_file
 
@@ -79,7 +79,7 @@ class SonarSpeechEncoder(Encoder):
         trust = bool(options.pop("trust_checkpoint", False))
         cache_dir = options.pop("cache_dir", None)
         sha256 = options.pop("sha256", None)
-        rt_opts = {k: options.pop(k) for k in ("device", "dtype", "quantize", "threads") if k in options}
+        rt_opts = {k: options.pop(k) for k in RUNTIME_OPTIONS if k in options}
         super().__init__(lang=lang, batch_size=batch_size, **options)
 
         self.runtime = resolve_runtime(self.name, **rt_opts, **stopes)
@@ -89,9 +89,11 @@ class SonarSpeechEncoder(Encoder):
         try:
             if model is None:
                 model = speech_model_for(lang) if lang else "sonar_speech_encoder_eng"
-            elif lang and str(model) in SPEECH_MODELS and SPEECH_MODELS[str(model)]["lang"] != speech_lang(lang):
-                log.warning("sonar_speech: model %s is for %s, but lang=%s", model,
-                            SPEECH_MODELS[str(model)]["lang"], lang)
+            elif lang and str(model) in SPEECH_MODELS:
+                card_lang = SPEECH_MODELS[str(model)]["lang"]
+                if card_lang != speech_lang(lang):
+                    log.warning("sonar_speech: model %s is for %s, but lang=%s",
+                                model, card_lang, lang)
         except UnknownLanguageError as exc:
             raise EncoderError(str(exc)) from None
         cards = {name: card["file"] for name, card in SPEECH_MODELS.items()}
@@ -105,7 +107,9 @@ class SonarSpeechEncoder(Encoder):
         except ValueError as exc:
             raise EncoderError(f"{self.model_path}: {exc}") from None
         self.config = cfg
-        self.model = build_model(lambda: SonarSpeechModel(cfg), state, self.runtime, str(self.model_path))
+        self.model = build_model(
+            lambda: SonarSpeechModel(cfg), state, self.runtime, str(self.model_path)
+        )
         self.dim = cfg.model_dim
         self._sha: str | None = None
         log.info("sonar_speech: %s (%d conformer layers, %d pooler layers) on %s", self.model_label,

@@ -121,7 +121,9 @@ def position_bias(qv: Tensor, r: Tensor, scale: float) -> Tensor:
         # rows i0..i1-1 use offsets i-j ∈ [i0-(S-1), i1-1]: r rows S-i1 … 2S-2-i0
         bd = torch.matmul(qv[:, :, i0:i1], r[:, s - i1 : s - i1 + w].transpose(-1, -2)).contiguous()
         # local row t needs local column (b-1-t)+j
-        view = bd.as_strided((n, h, b, s), (h * b * w, b * w, w - 1, 1), bd.storage_offset() + b - 1)
+        view = bd.as_strided(
+            (n, h, b, s), (h * b * w, b * w, w - 1, 1), bd.storage_offset() + b - 1
+        )
         torch.mul(view, scale, out=out[:, :, i0:i1])
     return out
 
@@ -154,7 +156,7 @@ class RelativeSelfAttention(MultiheadAttention):
 
 
 class ConformerConvolution(nn.Module):
-    """Pointwise (D→2D, GLU) → depthwise conv → BatchNorm → SiLU → pointwise (D→D); no biases."""
+    """Pointwise (D→2D, GLU) → depthwise conv → BatchNorm → SiLU → pointwise; no biases."""
 
     def __init__(self, dim: int, kernel: int) -> None:
         super().__init__()
@@ -175,7 +177,8 @@ class ConformerConvolution(nn.Module):
         # than conv1d on (N, D, S) on CPU) and it needs no transpose copies.
         w = self.depthwise_conv.weight  # (D, 1, K)
         k = w.shape[-1]
-        x = F.conv2d(x.transpose(1, 2).unsqueeze(2), w.unsqueeze(2), padding=(0, k // 2), groups=w.shape[0])
+        x = F.conv2d(x.transpose(1, 2).unsqueeze(2), w.unsqueeze(2),
+                     padding=(0, k // 2), groups=w.shape[0])
         x = x.squeeze(2).transpose(1, 2)  # (N, S, D), contiguous again
         bn = self.batch_norm  # eval mode: running statistics
         scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
@@ -184,7 +187,7 @@ class ConformerConvolution(nn.Module):
 
 
 class ConformerBlock(nn.Module):
-    """½FFN → relative self-attention → convolution → ½FFN → LayerNorm, each pre-LN + residual."""
+    """½FFN → relative self-attention → convolution → ½FFN → LayerNorm (pre-LN, residuals)."""
 
     def __init__(self, cfg: SpeechConfig) -> None:
         super().__init__()
@@ -199,7 +202,9 @@ class ConformerBlock(nn.Module):
         self.ffn2 = FeedForward(d, cfg.ffn_dim, "silu")
         self.layer_norm = nn.LayerNorm(d)
 
-    def forward(self, x: Tensor, rel: Tensor, keep: Tensor | None, attn_mask: Tensor | None) -> Tensor:
+    def forward(
+        self, x: Tensor, rel: Tensor, keep: Tensor | None, attn_mask: Tensor | None
+    ) -> Tensor:
         """``(N, S, D)`` → ``(N, S, D)``; ``rel`` the shared relative table ``(2S-1, D)``."""
         x = torch.add(x, self.ffn1(self.ffn1_layer_norm(x)), alpha=0.5)
         x = x + self.self_attn(self.self_attn_layer_norm(x), rel, attn_mask)

@@ -16,7 +16,7 @@ from ._cards import TEXT_DEFAULT_LANG, TEXT_FILE, TEXT_LANGS, TEXT_MODEL, TOKENI
 from .checkpoint import extract_state_dict, load_checkpoint, to_fairseq2_text
 from .download import ensure_file, file_sha256
 from .langs import UnknownLanguageError, text_lang
-from .runtime import build_model, pop_stopes_options, resolve_runtime
+from .runtime import RUNTIME_OPTIONS, build_model, pop_stopes_options, resolve_runtime
 from .text_model import SonarTextModel, infer_text_config
 from .tokenizer import PAD, SonarTokenizer
 
@@ -32,7 +32,8 @@ def _first(options: dict[str, Any], *keys: str) -> Any:
 
 
 def _looks_like_path(value: str) -> bool:
-    return any(sep in value for sep in ("/", "\\")) or value.endswith((".pt", ".safetensors", ".model"))
+    has_sep = any(sep in value for sep in ("/", "\\"))
+    return has_sep or value.endswith((".pt", ".safetensors", ".model"))
 
 
 def resolve_model_file(
@@ -99,7 +100,7 @@ class SonarTextEncoder(Encoder):
         trust = bool(options.pop("trust_checkpoint", False))
         cache_dir = options.pop("cache_dir", None)
         sha256 = options.pop("sha256", None)
-        rt_opts = {k: options.pop(k) for k in ("device", "dtype", "quantize", "threads") if k in options}
+        rt_opts = {k: options.pop(k) for k in RUNTIME_OPTIONS if k in options}
         super().__init__(lang=lang, batch_size=batch_size, **options)
 
         self.runtime = resolve_runtime(self.name, **rt_opts, **stopes)
@@ -133,7 +134,9 @@ class SonarTextEncoder(Encoder):
                 "wrong tokenizer or lang_table for this checkpoint"
             )
         self.config = cfg
-        self.model = build_model(lambda: SonarTextModel(cfg), state, self.runtime, str(self.model_path))
+        self.model = build_model(
+            lambda: SonarTextModel(cfg), state, self.runtime, str(self.model_path)
+        )
         self.dim = cfg.model_dim
         self.n_truncated = 0
         self._sha: str | None = None

@@ -115,7 +115,7 @@ class TextEncoderStack(nn.Module):
 
 
 class SonarTextModel(nn.Module):
-    """Token ids → sentence embeddings ``(N, D)`` (masked mean of the final layer, not normalised)."""
+    """Token ids → sentence embeddings ``(N, D)``: masked mean of the last layer, not normalised."""
 
     def __init__(self, cfg: TextConfig) -> None:
         super().__init__()

@@ -42,7 +42,8 @@ class SonarTokenizer:
         self.spm_size = int(self._sp.get_piece_size())
         if self._sp.unk_id() != 0:
             # the +1 shift assumes unk/bos/eos at 0/1/2 as in the NLLB tokenizer
-            log.warning("SentencePiece model %s has unk id %d, not 0", model_file, self._sp.unk_id())
+            log.warning("SentencePiece model %s has unk id %d, not 0",
+                        model_file, self._sp.unk_id())
 
     @property
     def vocab_size(self) -> int:
