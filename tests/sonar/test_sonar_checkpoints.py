@@ -168,3 +168,22 @@ def test_architecture_mismatch_is_a_clear_error(data: Path) -> None:
     torch.save(sd, path)
     with pytest.raises(EncoderError, match="does not match the architecture"):
         create("sonar_text", lang="fr", **text_options(data, model=str(path)))
+
+
+def test_safetensors_checkpoint_loads(data: Path, reference: dict) -> None:
+    st = pytest.importorskip("safetensors.torch")
+    sd = torch.load(data / "tiny_text_encoder.pt", weights_only=True)
+    path = data / "tiny_text_encoder.safetensors"
+    st.save_file(sd, str(path))
+    enc = create("sonar_text", lang="fr", **text_options(data, model=str(path)))
+    assert np.abs(enc.encode(reference["sentences"]) - reference["text"]).max() <= 1e-5
+
+
+def test_runtime_option_errors(data: Path) -> None:
+    with pytest.raises(EncoderError, match="unknown dtype"):
+        create("sonar_text", lang="fr", **text_options(data, dtype="float8"))
+    with pytest.raises(EncoderError, match="quantize"):
+        create("sonar_text", lang="fr", **text_options(data, quantize="int4"))
+    if not torch.cuda.is_available():
+        with pytest.raises(EncoderError, match="CUDA is not available"):
+            create("sonar_text", lang="fr", **text_options(data, device="cuda"))
