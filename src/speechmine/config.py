@@ -168,6 +168,9 @@ class RunConfig:
     fp16: bool = False  # store embeddings as float16
     on_error: str = "fail"
     progress: bool = True
+    #: stage outputs (embeddings, indexes, kNN); default ``<output_dir>/work``. Runs that
+    #: share it share every stage whose key matches (e.g. one speech side mined twice).
+    work_dir: str | None = None
     source_file: str = "<arguments>"
     ignored: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -225,7 +228,7 @@ MINE_INDEXES_MAP = {"knn_dist": "k", "margin": "margin", "margin_norm": "margin_
 TOP_KEYS = {"src_lang", "tgt_lang", "output_dir", "embedding_dimensions", "mine_threshold",
             "index_type", "existing_embedding_glob", "existing_index_path", "data",
             "lang_configs", "embed_text", "embed_speech", "launcher", "mine", "index",
-            "mine_indexes", "fp16", "on_error", "progress", "lang", "segment_audio"}
+            "mine_indexes", "fp16", "on_error", "progress", "lang", "segment_audio", "work_dir"}
 SIDE_KEYS = {"data", "embed_text", "embed_speech", "existing_embedding_glob",
              "existing_index_path", "index_type", "lang", "encoder_model", "spm_model",
              "spm_vocab", "segment_audio"}
@@ -342,6 +345,7 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
                      tgt=sides[1], mine=mine, index=index, launcher=launcher,
                      embedding_dimensions=emb_dim, fp16=fp16, on_error=on_error,
                      progress=_bool(raw, "progress", True, source), source_file=source,
+                     work_dir=raw.get("work_dir"),
                      ignored=tuple(sorted(set(ignored))),
                      raw={**raw, "lang_configs": resolved_entries})
 

@@ -7,6 +7,7 @@ rerun after a crash or kill redoes only what is missing and ends with the same b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import platform
@@ -55,10 +56,13 @@ def run(cfg: RunConfig) -> RunResult:
     from ..executors import make_executor
 
     out_dir = Path(cfg.output_dir)
-    work = out_dir / "work"
+    work = Path(cfg.work_dir) if cfg.work_dir else out_dir / "work"
     timings: dict[str, float] = {}
-    with OutputLock(out_dir):
-        stale = clean_stale_tmp(out_dir)
+    # a shared work_dir is locked too: no two runs write (or clean) the same stage files
+    shared_work = cfg.work_dir is not None and not work.resolve().is_relative_to(
+        out_dir.resolve())
+    with OutputLock(out_dir), (OutputLock(work) if shared_work else contextlib.nullcontext()):
+        stale = clean_stale_tmp(out_dir) + (clean_stale_tmp(work) if shared_work else 0)
         if stale:
             log.info("removed %d temporary file(s) left by an interrupted run", stale)
         for item in cfg.ignored:
