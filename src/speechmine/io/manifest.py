@@ -142,7 +142,8 @@ def read_manifest(path: str | os.PathLike[str], units: Units = "samples") -> lis
 def format_line(path: str, start: int, end: int, batch_no: int = 0) -> str:
     """One tab-separated manifest line (no newline); offsets in samples at 16 kHz."""
     if any(c in path for c in "\t\r\n"):
-        raise ValueError(f"audio path {path!r} contains a tab or newline; a manifest cannot hold it")
+        raise ValueError(f"audio path {path!r} contains a tab or newline: not representable "
+                         "in a manifest")
     return f"{path}\t{int(start)}\t{int(end)}\t{int(batch_no)}"
 
 
