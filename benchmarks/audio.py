@@ -73,8 +73,11 @@ def fbank_fn(threads: int):
         from speechmine.encoders.sonar.fbank import standardized_fbank
     except ImportError:
         return None
+    import numpy as np
+
     torch.set_num_threads(threads)
-    return lambda wave: standardized_fbank(torch.from_numpy(wave))
+    # a copy, as the SONAR speech encoder makes: cached segments are read-only views
+    return lambda wave: standardized_fbank(torch.from_numpy(np.array(wave, dtype=np.float32)))
 
 
 def build(minutes: float, fmt: str, out_dir: Path) -> tuple[Path, Path, float]:
