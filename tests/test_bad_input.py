@@ -267,6 +267,8 @@ def test_encoders_of_different_dimensions(tmp_path: Path) -> None:
         run(cfg)
     msg = str(exc.value)
     assert "64" in msg and "32" in msg and "en" in msg and "fr" in msg
+    # found before heavy work: no shard of either side was embedded
+    assert not list((tmp_path / "out").rglob("*.npy"))
 
 
 def test_all_blank_side(tmp_path: Path) -> None:
@@ -436,3 +438,29 @@ def test_locked_output_dir(tmp_path: Path) -> None:
     assert not (out / "run.json").exists()
     run(cfg)  # released: the run goes ahead
     assert (out / "run.json").exists()
+
+
+def test_existing_index_is_used_for_the_target_side(tmp_path: Path) -> None:
+    """existing_index_path: a FAISS index over every line of a side, ids = global ids."""
+    import faiss
+
+    d, en_lines, fr_lines = _corpus_with_blanks(tmp_path)
+    ref = run(make_config(tmp_path, d, tmp_path / "out-ref", name="ref", meta=False))
+    emb = _toy_embed(fr_lines)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(64))
+    index.add_with_ids(emb, np.arange(len(fr_lines), dtype=np.int64))
+    faiss.write_index(index, str(tmp_path / "fr.faiss"))
+    cfg = make_config(tmp_path, d, tmp_path / "out-idx", name="idx", meta=False, extra={
+        "lang_configs": {"en": {}, "fr": {"existing_index_path": str(tmp_path / "fr.faiss")}}})
+    res = run(cfg)
+    assert pairs_of(res) == pairs_of(ref)
+    np.testing.assert_allclose(res.alignment.scores, ref.alignment.scores, atol=1e-5)
+    # an index that does not cover the side is refused with its path
+    small = faiss.IndexFlatIP(64)
+    small.add(emb[:4])
+    faiss.write_index(small, str(tmp_path / "small.faiss"))
+    with pytest.raises(InputError, match="small.faiss"):
+        run(make_config(tmp_path, d, tmp_path / "out-small", name="small", meta=False, extra={
+            "lang_configs": {"en": {}, "fr": {"existing_index_path":
+                                              str(tmp_path / "small.faiss")}}}))

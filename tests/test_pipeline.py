@@ -182,3 +182,22 @@ def test_in_memory_api_mines_real_text():
     assert laser and all(p.score >= 1.0 for p in laser)
     with pytest.raises(TypeError, match="unknown mining setting"):
         speechmine.mine(en, fr, kk=3)
+
+
+def test_jobs_run_in_other_processes_through_submitit(tmp_path, monkeypatch):
+    """The SLURM executor's machinery (submitit) with its local cluster: jobs pickled,
+    run in subprocesses, results read from files; same outputs as in-process."""
+    pytest.importorskip("submitit")
+    from speechmine import executors
+
+    data = tmp_path / "data"
+    write_sharded(data, n_shards=2)
+    ref = run(load_config(preset(tmp_path, data, tmp_path / "ref", {"_target_": "toy"})))
+    monkeypatch.setattr(executors, "make_executor", lambda cfg, work: executors.SlurmExecutor(
+        cfg, work / "submitit", cluster="local"))
+    p = preset(tmp_path, data, tmp_path / "out", {"_target_": "toy"})
+    res = run(load_config(p, ["launcher.cluster=slurm"]))
+    assert res.counts["src"]["shards_embedded_this_run"] == 2
+    assert list((tmp_path / "out" / "work" / "submitit").glob("*_result.pkl"))
+    assert digests(tmp_path / "out") == digests(tmp_path / "ref")
+    assert len(ref.alignment) == len(res.alignment)

@@ -79,6 +79,19 @@ def segments_of(shard: str, rows: np.ndarray, units: str) -> list[AudioSegment]:
     return out
 
 
+_CACHE: Any = None
+
+
+def _worker_cache() -> Any:
+    """One bounded decoded-audio cache per worker process, shared by its shard jobs."""
+    global _CACHE
+    if _CACHE is None:
+        from .audio import AudioCache
+
+        _CACHE = AudioCache()
+    return _CACHE
+
+
 def iter_valid_waveforms(shard: str, rows: np.ndarray, units: str, encoder: Any, chunk: int,
                          on_error: str) -> Iterator[tuple[np.ndarray, list[np.ndarray],
                                                           list[tuple[int, str]]]]:
@@ -88,9 +101,9 @@ def iter_valid_waveforms(shard: str, rows: np.ndarray, units: str, encoder: Any,
     reason) of the others. With ``on_error != "skip"`` the first reject raises
     :class:`InputError` naming the manifest and line.
     """
-    from .audio import AudioCache, load_segments
+    from .audio import load_segments
 
-    cache = AudioCache()
+    cache = _worker_cache()
     segs = segments_of(shard, rows, units)
     for c0 in range(0, len(segs), chunk):
         part = segs[c0 : c0 + chunk]

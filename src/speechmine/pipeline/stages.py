@@ -26,7 +26,7 @@ from ..io.text import InputError, Reject, SideInputs, find_shards, read_nl_file,
 from ..knn import Neighbours, exact_knn_both, index_knn
 from ..margin import Alignment, margin_scores, neighbourhood_mean, pick_candidates, select_pairs
 from .cache import file_digest, key_of
-from .embed import EmbedJob, embedding_dim, run_embed_job
+from .embed import EmbedJob, embedding_dim, get_encoder, run_embed_job
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +177,13 @@ def embed_jobs(cfg: RunConfig, side: Side, work: Path) -> list[EmbedJob]:
 def stage_embed(cfg: RunConfig, sides: list[Side], work: Path, executor: Any) -> dict[str, int]:
     """Embed every missing shard of both sides; returns the number of shards embedded."""
     done: dict[str, int] = {}
+    all_jobs = {side.role: embed_jobs(cfg, side, work) for side in sides}
+    # the dimensions are known before any heavy work: fail now, not after embedding one side
+    early = {side.role: _expected_dim(side, all_jobs[side.role]) for side in sides}
+    if early["src"] != early["tgt"]:
+        _different_spaces(sides, early["src"], early["tgt"])
     for side in sides:
-        jobs = embed_jobs(cfg, side, work)
+        jobs = all_jobs[side.role]
         futures = [executor.submit(run_embed_job, job) for job in jobs]
         for f in futures:
             f.result()
@@ -192,11 +197,31 @@ def stage_embed(cfg: RunConfig, sides: list[Side], work: Path, executor: Any) ->
                                      f"{sorted(dims[side.role])}")
     (ds,), (dt,) = dims["src"], dims["tgt"]
     if ds != dt:
-        raise EmbeddingFileError(
-            f"the two sides live in different spaces: {sides[0].cfg.name} has {ds}-d "
-            f"embeddings ({sides[0].cfg.encoder.name}), {sides[1].cfg.name} has {dt}-d "
-            f"({sides[1].cfg.encoder.name}); use encoders of one embedding space")
+        _different_spaces(sides, ds, dt)
     return done
+
+
+def _different_spaces(sides: list[Side], ds: int, dt: int) -> None:
+    raise EmbeddingFileError(
+        f"the two sides live in different spaces: {sides[0].cfg.name} has {ds}-d "
+        f"embeddings ({sides[0].cfg.encoder.name}), {sides[1].cfg.name} has {dt}-d "
+        f"({sides[1].cfg.encoder.name}); use encoders of one embedding space")
+
+
+def _expected_dim(side: Side, jobs: list[EmbedJob]) -> int:
+    """A side's embedding width without embedding anything.
+
+    From a finished shard's sidecar, else an imported file's header, else the encoder itself
+    (built once per process: the in-process executor reuses it for the jobs).
+    """
+    finished = [f for f in side.emb_files if Path(f).exists()]
+    if finished:
+        return embedding_dim(finished[0])
+    job = jobs[0]
+    if job.source == "import":
+        return int(load_embeddings(job.existing, dim=job.existing_dim,
+                                   dtype=job.existing_dtype).shape[1])
+    return get_encoder(job.encoder, job.lang, job.encoder_options).dim
 
 
 def _fold_speech_rejects(side: Side) -> None:
@@ -256,10 +281,10 @@ def _existing_index(side: Side) -> Any:
     import faiss
 
     index = faiss.read_index(side.cfg.existing_index_path)
-    expected = side.inputs.total
-    if index.ntotal != expected and index.ntotal != side.n:
+    if index.ntotal != side.inputs.total:
         raise InputError(f"existing_index_path {side.cfg.existing_index_path}: holds "
-                         f"{index.ntotal} vectors, the side has {expected} lines")
+                         f"{index.ntotal} vectors, the side has {side.inputs.total} lines "
+                         "(one vector per line, ids = global line ids)")
     return index
 
 
