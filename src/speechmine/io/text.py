@@ -177,9 +177,8 @@ def scan_text_side(side: str, shards: list[str], metas: list[str] | None, nl_cou
     for shard in tqdm(shards, desc=f"scan {side}", unit="shard", disable=not progress):
         n = 0
         for n, raw in enumerate(iter_raw_lines(shard), start=1):
-            text = raw
             try:
-                decoded = text.decode("utf-8")
+                decoded = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 reason = f"invalid UTF-8 at byte {exc.start}"
                 if on_error != "skip":
