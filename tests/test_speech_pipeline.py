@@ -312,3 +312,17 @@ def test_cascade_speech_to_french_text_end_to_end(tmp_path):
     scores = score_pairs(res.alignment.src, res.alignment.tgt, np.array(want))
     assert len(want) >= 15 and len(fr) > 100
     assert scores.recall >= 0.8 and scores.precision >= 0.8, scores
+
+
+def test_stopes_speech_glob_of_raw_audio_is_segmented(tmp_path):
+    """stopes' demo_speechmine.yaml globs `speech/*.ogg`: raw audio gets VAD-segmented."""
+    from speechmine.demo import DATA
+
+    sides = {"enA": speech_side(str(DATA / "speech_demo" / "real_*.ogg")),
+             "fr": text_side(str(tmp_path / "fr.txt"))}
+    (tmp_path / "fr.txt").write_text("\n".join(SENTENCES) + "\n")
+    cfg = load_config(preset(tmp_path, sides, "enA", "fr"))
+    assert cfg.src.segment is not None
+    assert any("segmented with default VAD" in item for item in cfg.notes)
+    res = run(cfg)
+    assert res.sides["src"].inputs.total >= 8  # the VAD found the utterances

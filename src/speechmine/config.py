@@ -173,6 +173,8 @@ class RunConfig:
     work_dir: str | None = None
     source_file: str = "<arguments>"
     ignored: tuple[str, ...] = ()
+    #: choices speechmine made for the user (logged at the start of a run)
+    notes: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def threshold_tag(self) -> str:
@@ -324,13 +326,15 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
         raise _err("embedding_dimensions", f"must be a positive integer, got {emb_dim!r}", source)
     fp16 = _bool(raw, "fp16", False, source)
     sides = []
+    notes: list[str] = []
     resolved_entries: dict[str, Any] = {}
     for role, name in (("src", src_lang), ("tgt", tgt_lang)):
         entry = lang_configs.get(name) or OmegaConf.create({})
         if not isinstance(entry, DictConfig):
             raise _err(f"lang_configs.{name}", "must be a mapping", source)
         merged = _resolve(OmegaConf.merge(shared, entry), source)
-        sides.append(_side(name, merged, list(entry.keys()), source, ignored, check_files))
+        sides.append(_side(name, merged, list(entry.keys()), source, ignored, check_files,
+                           notes))
         resolved_entries[name] = {k: merged[k] for k in entry.keys()}
     mine = _mine(raw, source, ignored)
     index = _index(raw, source)
@@ -346,7 +350,7 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
                      embedding_dimensions=emb_dim, fp16=fp16, on_error=on_error,
                      progress=_bool(raw, "progress", True, source), source_file=source,
                      work_dir=raw.get("work_dir"),
-                     ignored=tuple(sorted(set(ignored))),
+                     ignored=tuple(sorted(set(ignored))), notes=tuple(notes),
                      raw={**raw, "lang_configs": resolved_entries})
 
 
@@ -386,7 +390,7 @@ def lang_code_of(name: str) -> str:
 
 
 def _side(name: str, merged: dict[str, Any], entry_keys: list[str], source: str,
-          ignored: list[str], check_files: bool) -> SideConfig:
+          ignored: list[str], check_files: bool, notes: list[str]) -> SideConfig:
     """One side from the config with ``lang_configs.<name>`` merged in and resolved."""
     where = f"lang_configs.{name}."
     for key in entry_keys:
@@ -421,12 +425,29 @@ def _side(name: str, merged: dict[str, Any], entry_keys: list[str], source: str,
         raise _err(where + "data.data_shard_dir", f"{data.data_shard_dir} is not a directory",
                    source)
     segment = _segment(merged.get("segment_audio"), where, source, ignored)
+    if segment is None and data.shard_type == "speech" and _names_audio(data):
+        # stopes' demo_speechmine.yaml globs raw audio (speech/*.ogg): segment it with the
+        # default VAD settings rather than read audio bytes as a manifest
+        notes.append(f"{where}data: shards are audio files, segmented with default VAD "
+                     "settings (set segment_audio to choose)")
+        segment = SegmentConfig()
     if segment is not None and data.shard_type != "speech":
         raise _err(where + "segment_audio", "segments audio: needs data.shard_type: speech",
                    source)
     return SideConfig(name=name, lang=lang, data=data, encoder=enc,
                       existing_embedding_glob=emb_glob, existing_index_path=index_path,
                       index_type=merged.get("index_type"), segment=segment)
+
+
+#: file endings taken for raw audio (not manifests) on a speech side
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".webm")
+
+
+def _names_audio(data: DataConfig) -> bool:
+    """Does the side's shard glob or list name audio files rather than manifests?"""
+    names = [data.shard_glob] if data.shard_glob else (
+        data.shard_list if isinstance(data.shard_list, list) else [])
+    return bool(names) and all(str(n).lower().endswith(AUDIO_SUFFIXES) for n in names)
 
 
 def _segment(block: Any, where: str, source: str, ignored: list[str]) -> SegmentConfig | None:

@@ -67,6 +67,8 @@ def run(cfg: RunConfig) -> RunResult:
             log.info("removed %d temporary file(s) left by an interrupted run", stale)
         for item in cfg.ignored:
             log.info("ignored stopes setting: %s", item)
+        for item in cfg.notes:
+            log.info("%s", item)
         executor = make_executor(cfg.launcher, work)
 
         t = time.perf_counter()
