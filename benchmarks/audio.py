@@ -17,7 +17,7 @@ peak memories do not mix:
 Prints wall time, speed as a multiple of real time, peak RSS above an idle interpreter with
 the same imports, and the ratios speechmine / naive.
 
-    python benchmarks/audio.py                      # ~10 min of audio, FLAC 44.1 kHz
+    python benchmarks/audio.py                      # ~10 min of audio, FLAC 44.1 kHz (~3 min)
     python benchmarks/audio.py --minutes 30 --format ogg --threads 2
 """
 
@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -37,32 +35,28 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "src" / "speechmine" / "data" / "speech_demo"
 
 
+def _status_mb(key: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(key)
+
+
 class RssPeak:
     """Context manager: peak resident memory reached inside the block, above the resident
-    memory at its start (MB). Sampled from /proc/self/statm every ms by a thread, because
-    ru_maxrss is a process-lifetime high-water mark that the import of torch alone sets."""
+    memory at its start (MB, in ``.mb``). Linux resets the peak (VmHWM) when "5" is written
+    to /proc/self/clear_refs, so the import of torch does not mask it, and nothing runs
+    alongside the measured code (a sampling thread would steal the GIL from torch)."""
 
     def __enter__(self) -> RssPeak:
-        self._page = resource.getpagesize() / 2**20
-        self.start = self._rss()
-        self._peak = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        self.start = _status_mb("VmRSS")
         return self
 
-    def _rss(self) -> float:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * self._page
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.001):
-            self._peak = max(self._peak, self._rss())
-
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.mb = max(self._peak, self._rss()) - self.start
+        self.mb = _status_mb("VmHWM") - self.start
 
 
 def fbank_fn(threads: int):
@@ -115,17 +109,22 @@ def build(minutes: float, fmt: str, out_dir: Path) -> tuple[Path, Path, float]:
 # ------------------------------------------------------------------- parts (subprocesses)
 
 
-def _process(segments, fbank, reader) -> dict:
-    """Run ``reader`` (segments -> iterator of waveforms) + fbank; time and memory."""
-    with RssPeak() as mem:
-        t0 = time.perf_counter()
-        n = frames = 0
-        for wave in reader(segments):
-            n += len(wave)
-            if fbank is not None:
-                frames += fbank(wave).shape[0]
-        seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "samples": n, "frames": frames, "mem_mb": mem.mb}
+def _process(segments, fbank, reader, repeat: int) -> dict:
+    """Run ``reader`` (segments -> iterator of waveforms) + fbank ``repeat`` times, from
+    scratch each time; the fastest run counts (the machine may be shared), memory of the
+    first run."""
+    times, mem_mb = [], 0.0
+    for _ in range(repeat):
+        with RssPeak() as mem:
+            t0 = time.perf_counter()
+            n = frames = 0
+            for wave in reader(segments):
+                n += len(wave)
+                if fbank is not None:
+                    frames += fbank(wave).shape[0]
+            times.append(time.perf_counter() - t0)
+        mem_mb = mem_mb or mem.mb
+    return {"seconds": min(times), "samples": n, "frames": frames, "mem_mb": mem_mb}
 
 
 def part_speechmine(args: argparse.Namespace) -> dict:
@@ -139,7 +138,7 @@ def part_speechmine(args: argparse.Namespace) -> dict:
             yield wave
 
     fbank = fbank_fn(args.threads) if args.fbank else None
-    return _process(read_manifest(args.manifest), fbank, reader)
+    return _process(read_manifest(args.manifest), fbank, reader, args.repeat)
 
 
 def part_naive(args: argparse.Namespace) -> dict:
@@ -158,7 +157,7 @@ def part_naive(args: argparse.Namespace) -> dict:
             yield resample(np.ascontiguousarray(data.mean(axis=1)), sr)
 
     fbank = fbank_fn(args.threads) if args.fbank else None
-    return _process(read_manifest(args.manifest), fbank, reader)
+    return _process(read_manifest(args.manifest), fbank, reader, args.repeat)
 
 
 def part_vad(args: argparse.Namespace) -> dict:
@@ -168,10 +167,12 @@ def part_vad(args: argparse.Namespace) -> dict:
 
     wave = load_audio(args.audio)
     vad = SileroVAD()
-    with RssPeak() as mem:
-        t0 = time.perf_counter()
-        vad.probabilities(wave)
-        t_vad = time.perf_counter() - t0
+    t_vad = float("inf")
+    for _ in range(args.repeat):
+        with RssPeak() as mem:
+            t0 = time.perf_counter()
+            vad.probabilities(wave)
+            t_vad = min(t_vad, time.perf_counter() - t0)
     t0 = time.perf_counter()
     segs = segment_to_manifest([args.audio], args.manifest, relative=False,
                                overlap_windows=True)
@@ -184,7 +185,7 @@ PARTS = {"speechmine": part_speechmine, "naive": part_naive, "vad": part_vad}
 
 def run_part(name: str, args: argparse.Namespace, manifest: Path) -> dict:
     cmd = [sys.executable, __file__, "--part", name, "--audio", str(args.audio), "--manifest",
-           str(manifest), "--threads", str(args.threads)]
+           str(manifest), "--threads", str(args.threads), "--repeat", str(args.repeat)]
     if not args.fbank:
         cmd.append("--no-fbank")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -214,6 +215,7 @@ def main() -> None:
     ap.add_argument("--format", choices=["flac", "ogg"], default="flac")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for the fbank")
     ap.add_argument("--no-fbank", dest="fbank", action="store_false")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (best counts)")
     ap.add_argument("--part", choices=sorted(PARTS), help=argparse.SUPPRESS)
     ap.add_argument("--audio", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
