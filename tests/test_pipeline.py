@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import lzma
-import os
 import shutil
 import signal
 import subprocess
@@ -82,7 +81,7 @@ def test_stopes_shard_pattern_mixed_compression_and_global_ids(tmp_path):
     en, fr = tiny_lines("en"), tiny_lines("fr")
     with gzip.open(tmp_path / "out" / OUTPUTS[0], "rt") as fh:
         rows = [line.rstrip("\n").split("\t") for line in fh]
-    for (score, s, t), i, j in zip(rows, res.alignment.src, res.alignment.tgt):
+    for (_score, s, t), i, j in zip(rows, res.alignment.src, res.alignment.tgt):
         assert (s, t) == (en[i], fr[j])
     assert [float(r[0]) for r in rows] == sorted((float(r[0]) for r in rows), reverse=True)
 

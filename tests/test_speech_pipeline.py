@@ -67,7 +67,7 @@ def make_audio(folder: Path, n_files: int = 3, seed: int = 0) -> list[tuple[str,
     segs = []
     for f in range(n_files):
         pieces, pos = [], 0
-        for j in range(4):
+        for _ in range(4):
             n = int(SR * rng.uniform(0.4, 1.2))
             t = np.arange(n) / SR
             f0 = rng.uniform(150, 900)

@@ -6,7 +6,6 @@ import logging
 import sys
 import time
 from importlib.resources import files
-from pathlib import Path
 
 import click
 

@@ -328,7 +328,7 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     sides = []
     notes: list[str] = []
     resolved_entries: dict[str, Any] = {}
-    for role, name in (("src", src_lang), ("tgt", tgt_lang)):
+    for name in (src_lang, tgt_lang):
         entry = lang_configs.get(name) or OmegaConf.create({})
         if not isinstance(entry, DictConfig):
             raise _err(f"lang_configs.{name}", "must be a mapping", source)
@@ -466,7 +466,7 @@ def _segment(block: Any, where: str, source: str, ignored: list[str]) -> Segment
     fields = {f.name: f for f in dataclasses.fields(SegmentConfig)}
     w = where + "segment_audio."
     values: dict[str, Any] = {}
-    for key, value in block.items():
+    for key in block:
         if key not in fields:
             raise _err(w + key, "unknown key" + _suggest(key, set(fields)), source)
         default = fields[key].default
