@@ -48,9 +48,10 @@ def main(verbose: int, quiet: bool) -> None:
     """Mine translations and transcriptions from unaligned text and speech collections.
 
     \b
-    speechmine demo                          mine the bundled en–fr corpus, print P/R/F1
+    speechmine demo [--speech]               mine a bundled corpus, print P/R/F1
     speechmine mine preset.yaml k=v ...      run a stopes-shaped mining preset
     speechmine config example > my.yaml      an annotated preset to start from
+    speechmine segment a.ogg -o m.tsv        cut audio into a stopes speech manifest
     speechmine encoders                      list the available encoders
     """
     _setup_logging(verbose, quiet)
@@ -226,7 +227,7 @@ def config_show(config_file: str, overrides: tuple[str, ...]) -> None:
 
 @main.command("encoders")
 def list_encoders() -> None:
-    """List encoder names usable as embed_text/embed_speech.encoder._target_."""
+    """List encoders (for embed_text/embed_speech.encoder._target_)."""
     from .encoders import STOPES_ALIASES, known_names
 
     aliases = {v: k for k, v in STOPES_ALIASES.items()}
