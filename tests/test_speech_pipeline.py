@@ -200,9 +200,9 @@ def test_bad_segments_go_to_rejects_with_manifest_and_line(tmp_path):
     sides = {"enA": speech_side(str(tmp_path / "a.tsv")),
              "frA": speech_side(str(tmp_path / "b.tsv"))}
     p = preset(tmp_path, sides, "enA", "frA")
-    with pytest.raises(Exception, match=r"a\.tsv:6: .*not an integer|a\.tsv:8"):
-        run(load_config(p))  # strict by default: the first bad line is fatal
-    res = run(load_config(p, ["on_error=skip"]))
+    with pytest.raises(Exception, match=r"a\.tsv:8: .*not an integer"):
+        run(load_config(p, ["on_error=fail"]))  # --strict: the first bad line is fatal
+    res = run(load_config(p))  # speech default: skip into rejects.tsv and go on
     rejects = (tmp_path / "out" / "rejects.tsv").read_text().splitlines()[1:]
     by_line = {int(r.split("\t")[2]): r.split("\t")[3] for r in rejects}
     assert set(by_line) == {3, 4, 5, 7, 8, 9}

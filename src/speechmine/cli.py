@@ -74,8 +74,10 @@ def _print_summary(result: object, out_dir: str) -> None:
 @click.argument("overrides", nargs=-1)
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default=None,
               help="Bad input lines/segments: stop with an error naming file and line "
-                   "(fail, default) or skip them into rejects.tsv (skip).")
-@click.option("--strict", is_flag=True, help="Same as --on-error fail.")
+                   "(fail) or skip them into rejects.tsv (skip). Default: text fails, "
+                   "speech skips.")
+@click.option("--strict", is_flag=True,
+              help="Same as --on-error fail: the first bad line or segment is fatal.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def mine(config: str, overrides: tuple[str, ...], on_error: str | None, strict: bool,
          no_progress: bool) -> None:

@@ -166,7 +166,10 @@ class RunConfig:
     launcher: LauncherConfig = LauncherConfig()
     embedding_dimensions: int | None = None
     fp16: bool = False  # store embeddings as float16
-    on_error: str = "fail"
+    #: bad input: "fail" (error naming file and line) or "skip" (rejects.tsv); None = the
+    #: modality's default: text fails, speech skips (a bad segment in a large audio
+    #: collection is routine; --strict makes it fatal)
+    on_error: str | None = None
     progress: bool = True
     #: stage outputs (embeddings, indexes, kNN); default ``<output_dir>/work``. Runs that
     #: share it share every stage whose key matches (e.g. one speech side mined twice).
@@ -176,6 +179,10 @@ class RunConfig:
     #: choices speechmine made for the user (logged at the start of a run)
     notes: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def on_error_for(self, side: "SideConfig") -> str:
+        """The bad-input policy of one side (see :attr:`on_error`)."""
+        return self.on_error or ("skip" if side.modality == "speech" else "fail")
 
     def threshold_tag(self) -> str:
         """The ``TH-<threshold>`` part of output names (stopes convention)."""
@@ -339,8 +346,8 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     mine = _mine(raw, source, ignored)
     index = _index(raw, source)
     launcher = _launcher(raw, source, ignored)
-    on_error = raw.get("on_error", "fail")
-    if on_error not in ("fail", "skip"):
+    on_error = raw.get("on_error")
+    if on_error not in ("fail", "skip", None):
         raise _err("on_error", f"must be 'fail' or 'skip', got {on_error!r}", source)
     out = raw["output_dir"]
     if not isinstance(out, str) or not out:

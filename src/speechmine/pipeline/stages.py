@@ -73,7 +73,8 @@ def stage_inputs(cfg: RunConfig, role: str, work: Path) -> Side:
         if not metas:
             raise InputError(f"{where}.data.meta_glob: no file matches {d.meta_glob!r}")
     unify = cfg.mine.unify and side_cfg.modality == "text"
-    key = key_of("inputs", _stat_key(shards + (metas or [])), cfg.on_error, unify,
+    on_error = cfg.on_error_for(side_cfg)
+    key = key_of("inputs", _stat_key(shards + (metas or [])), on_error, unify,
                  d.shard_type, d.manifest_units, side_cfg.encoder.name)
     path = work / "inputs" / f"{role}-{side_cfg.name}-{key}.json"
     if path.exists():
@@ -92,9 +93,9 @@ def stage_inputs(cfg: RunConfig, role: str, work: Path) -> Side:
     if side_cfg.modality == "speech":
         from ..io.speech_inputs import scan_speech_side
 
-        inputs = scan_speech_side(role, side_cfg, shards, cfg.on_error, cfg.progress)
+        inputs = scan_speech_side(role, side_cfg, shards, on_error, cfg.progress)
     else:
-        inputs = scan_text_side(role, shards, metas, nl, cfg.on_error, unify, cfg.progress)
+        inputs = scan_text_side(role, shards, metas, nl, on_error, unify, cfg.progress)
     digests = [file_digest(s) for s in shards]
     write_json(path, {"shards": inputs.shards, "sizes": inputs.sizes,
                       "kept": inputs.kept.tolist(), "metas": inputs.metas,
@@ -169,7 +170,7 @@ def embed_jobs(cfg: RunConfig, side: Side, work: Path) -> list[EmbedJob]:
             existing_dim=cfg.embedding_dimensions,
             existing_dtype="float16" if cfg.fp16 else "float32",
             shard_rows=side.inputs.sizes[s], progress=cfg.progress,
-            manifest_units=side.cfg.data.manifest_units, on_error=cfg.on_error))
+            manifest_units=side.cfg.data.manifest_units, on_error=cfg.on_error_for(side.cfg)))
     side.emb_files = files
     return jobs
 
