@@ -464,3 +464,60 @@ def test_existing_index_is_used_for_the_target_side(tmp_path: Path) -> None:
         run(make_config(tmp_path, d, tmp_path / "out-small", name="small", meta=False, extra={
             "lang_configs": {"en": {}, "fr": {"existing_index_path":
                                               str(tmp_path / "small.faiss")}}}))
+
+
+# ------------------------------------------------------ review fixes: caches, indexes, metas
+
+
+def test_existing_l2_index_from_stopes_gives_the_same_pairs(tmp_path: Path) -> None:
+    """stopes builds L2 indexes: squared L2 on unit vectors is turned back into cosines."""
+    import faiss
+
+    d, en_lines, fr_lines = _corpus_with_blanks(tmp_path)
+    ref = run(make_config(tmp_path, d, tmp_path / "out-ref", name="ref", meta=False))
+    emb = _toy_embed(fr_lines)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    index = faiss.index_factory(64, "Flat")  # METRIC_L2, as stopes' train_index
+    index.add(emb)
+    faiss.write_index(index, str(tmp_path / "fr.l2.faiss"))
+    res = run(make_config(tmp_path, d, tmp_path / "out-l2", name="l2", meta=False, extra={
+        "lang_configs": {"en": {}, "fr": {"existing_index_path": str(tmp_path / "fr.l2.faiss")}}}))
+    assert pairs_of(res) == pairs_of(ref)
+    np.testing.assert_allclose(res.alignment.scores, ref.alignment.scores, atol=1e-4)
+
+
+def test_reexported_embeddings_are_not_served_from_cache(tmp_path: Path) -> None:
+    d, en_lines, fr_lines = _corpus_with_blanks(tmp_path)
+    emb = tmp_path / "emb"
+    emb.mkdir()
+    np.save(emb / "en.000.npy", _toy_embed(en_lines))
+    np.save(emb / "fr.000.npy", _toy_embed(fr_lines))
+    extra = {"existing_embedding_glob": str(emb / "{lang}.*.npy")}
+    first = run(make_config(tmp_path, d, tmp_path / "out", meta=False, extra=extra))
+    # the user re-exports fr with the rows reversed: the pairs must follow
+    os.utime(emb / "fr.000.npy", ns=(1, 1))
+    np.save(emb / "fr.000.npy", _toy_embed(fr_lines)[::-1].copy())
+    second = run(make_config(tmp_path, d, tmp_path / "out", meta=False, extra=extra))
+    assert second.counts["tgt"]["shards_embedded_this_run"] == 1
+    n = len(fr_lines)
+    assert pairs_of(second) == {s: n - 1 - t for s, t in pairs_of(first).items()}
+
+
+def test_meta_files_pair_with_shards_by_shard_number(tmp_path: Path) -> None:
+    en, fr = sentences(9)
+    d = tmp_path / "data"
+    d.mkdir()
+    for i, shard in enumerate(("1", "2", "10")):
+        write_lines(d / f"en.{shard}.txt", en[3 * i: 3 * i + 3])
+        write_lines(d / f"en.{shard}.meta", [f"en-meta-{shard}-{j}" for j in range(3)])
+        write_lines(d / f"fr.{shard}.txt", fr[3 * i: 3 * i + 3])
+        write_lines(d / f"fr.{shard}.meta", [f"fr-meta-{shard}-{j}" for j in range(3)])
+    cfg = make_config(tmp_path, d, glob="{lang}.*.txt", meta=False,
+                      extra={"data": {"meta_glob": "${.data_shard_dir}/{lang}.*.meta"}})
+    res = run(cfg)
+    shards = ["1", "2", "10"]
+    rows = read_gz_rows(res.outputs["bimeta"])
+    assert len(rows) == 9
+    for (_, sm, tm, _), s in zip(rows, res.alignment.src.tolist()):
+        assert sm == f"en-meta-{shards[s // 3]}-{s % 3}"
+        assert tm.startswith("fr-meta-")

@@ -145,3 +145,18 @@ def test_margin_norm_last_uses_kth_neighbour():
         kth_x = np.sort(s[i])[::-1][3]
         kth_y = np.sort(s[:, j])[::-1][3]
         assert score == pytest.approx(s[i, j] / ((kth_x + kth_y) / 2), rel=1e-5)
+
+
+def test_margin_norm_last_skips_empty_slots_of_an_approximate_index():
+    """An IVF index may return fewer than k neighbours (id -1, -inf): the k-th similarity is
+    then the last one found, never the empty slot's value."""
+    fwd = Neighbours(np.array([[0.9, 0.5, -np.inf], [0.8, 0.7, 0.6]], np.float32),
+                     np.array([[0, 1, -1], [1, 0, 2]], np.int64))
+    bwd = Neighbours(np.array([[0.9, 0.7], [0.8, 0.5], [0.6, -np.inf]], np.float32),
+                     np.array([[0, 1], [1, 0], [1, -1]], np.int64))
+    cfg = MineConfig(k=3, margin_norm="last", margin="distance", candidate="nearest")
+    f_score, f_tgt, b_score, b_src = score_candidates(fwd, bwd, cfg)
+    assert np.isfinite(f_score).all() and np.isfinite(b_score).all()
+    # row 0: k-th valid is 0.5; target 0's 2nd (last) is 0.7 → 0.9 - (0.5 + 0.7) / 2
+    assert f_score[0] == pytest.approx(0.9 - (0.5 + 0.7) / 2)
+    assert f_tgt.tolist() == [0, 1]

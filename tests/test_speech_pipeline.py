@@ -326,3 +326,27 @@ def test_stopes_speech_glob_of_raw_audio_is_segmented(tmp_path):
     assert any("segmented with default VAD" in item for item in cfg.notes)
     res = run(cfg)
     assert res.sides["src"].inputs.total >= 8  # the VAD found the utterances
+
+
+def test_speech_side_with_existing_embeddings(tmp_path):
+    """A speech side can import precomputed embeddings (one row per manifest line)."""
+    segs = make_audio(tmp_path / "audio", n_files=1)
+    write_manifest(tmp_path / "a.tsv", segs)
+    (tmp_path / "fr.txt").write_text("\n".join(SENTENCES[: len(segs)]) + "\n")
+    rng = np.random.default_rng(0)
+    vec = rng.standard_normal((len(segs), 32)).astype(np.float32)
+    (tmp_path / "emb").mkdir()
+    np.save(tmp_path / "emb" / "enA.000.npy", vec)
+    np.save(tmp_path / "emb" / "fr.000.npy", vec[::-1] + 0.01)  # fr line i ~ segment n-1-i
+    sides = {"enA": {**speech_side(str(tmp_path / "a.tsv")),
+                     "existing_embedding_glob": str(tmp_path / "emb" / "enA.*.npy")},
+             "fr": {**text_side(str(tmp_path / "fr.txt")),
+                    "existing_embedding_glob": str(tmp_path / "emb" / "fr.*.npy")}}
+    res = run(load_config(preset(tmp_path, sides, "enA", "fr")))
+    n = len(segs)
+    assert set(zip(res.alignment.src.tolist(), res.alignment.tgt.tolist())) == \
+        {(i, n - 1 - i) for i in range(n)}
+    # reading the same manifest in other units is another embedding stage, not a cache hit
+    units = run(load_config(preset(tmp_path, sides, "enA", "fr"),
+                            ["lang_configs.enA.data.manifest_units=seconds", "on_error=skip"]))
+    assert units.counts["src"]["shards_embedded_this_run"] == 1

@@ -126,4 +126,5 @@ def index_knn(
         sims[i0 : i0 + len(q)], ids[i0 : i0 + len(q)] = index.search(q, k)
         if progress is not None:
             progress.update(len(q))
+    sims[ids < 0] = -np.inf  # FAISS marks empty slots with id -1 and a huge negative value
     return Neighbours(sims, ids)

@@ -73,6 +73,12 @@ class Encoder(abc.ABC):
         """Relative cost of one item (characters, samples); used to sort before batching."""
         return len(item)
 
+    @classmethod
+    def cache_salt(cls) -> str:
+        """Cheap identity of the model code/weights for cache keys, known without loading
+        the model (e.g. the version of the package that ships it). Default: none."""
+        return ""
+
     def fingerprint(self) -> dict[str, Any]:
         """What identifies this encoder's *results*: goes into cache keys and sidecars.
 

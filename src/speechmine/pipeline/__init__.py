@@ -7,7 +7,6 @@ rerun after a crash or kill redoes only what is missing and ends with the same b
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import platform
@@ -58,11 +57,11 @@ def run(cfg: RunConfig) -> RunResult:
     out_dir = Path(cfg.output_dir)
     work = Path(cfg.work_dir) if cfg.work_dir else out_dir / "work"
     timings: dict[str, float] = {}
-    # a shared work_dir is locked too: no two runs write (or clean) the same stage files
-    shared_work = cfg.work_dir is not None and not work.resolve().is_relative_to(
-        out_dir.resolve())
-    with OutputLock(out_dir), (OutputLock(work) if shared_work else contextlib.nullcontext()):
-        stale = clean_stale_tmp(out_dir) + (clean_stale_tmp(work) if shared_work else 0)
+    # the work dir is locked too (it may be shared through work_dir): no two runs write or
+    # clean the same stage files
+    with OutputLock(out_dir), OutputLock(work):
+        # outputs sit at the top of output_dir; stage files under the (locked) work dir
+        stale = clean_stale_tmp(work) + clean_stale_tmp(out_dir, recursive=False)
         if stale:
             log.info("removed %d temporary file(s) left by an interrupted run", stale)
         for item in cfg.ignored:

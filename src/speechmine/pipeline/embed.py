@@ -96,7 +96,8 @@ def run_embed_job(job: EmbedJob) -> str:
         if job.source == "import":
             src = load_embeddings(job.existing, dim=job.existing_dim, dtype=job.existing_dtype,
                                   rows=job.shard_rows)
-            meta = {**job.meta, "imported_from": job.existing}
+            meta = {**job.meta, "imported_from": job.existing,
+                    "rows_embedded": job.rows.tolist(), "rejects": []}
             with NpyStreamWriter(out, len(job.rows), src.shape[1], dtype, meta) as w:
                 for i0 in range(0, len(job.rows), CHUNK_ROWS):
                     w.write(l2_normalize(src[job.rows[i0 : i0 + CHUNK_ROWS]]))

@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from .. import encoders
 from ..config import RunConfig, SideConfig
 from ..index import choose_index_type, merge, populate, sample_rows, set_nprobe, train_index
 from ..io.atomic import atomic_path, write_json, write_npz
 from ..io.embeddings import EmbeddingFileError, load_embeddings
-from ..io.text import InputError, Reject, SideInputs, find_shards, read_nl_file, scan_text_side
+from ..io.text import (InputError, Reject, SideInputs, find_shards, read_nl_file,
+                       scan_text_side, shard_sort_key)
 from ..knn import Neighbours, exact_knn_both, index_knn
 from ..margin import Alignment, margin_scores, neighbourhood_mean, pick_candidates, select_pairs
 from .cache import file_digest, key_of
@@ -69,7 +71,9 @@ def stage_inputs(cfg: RunConfig, role: str, work: Path) -> Side:
         shards = stage_segment(side_cfg, role, shards, work, cfg.progress)
     metas = None
     if d.meta_glob:
-        metas = sorted(glob.glob(d.meta_glob.replace("{lang}", side_cfg.name)))
+        # in the shards' order (by shard number), so meta file i pairs with shard i
+        metas = sorted(glob.glob(d.meta_glob.replace("{lang}", side_cfg.name)),
+                       key=shard_sort_key)
         if not metas:
             raise InputError(f"{where}.data.meta_glob: no file matches {d.meta_glob!r}")
     unify = cfg.mine.unify and side_cfg.modality == "text"
@@ -97,6 +101,10 @@ def stage_inputs(cfg: RunConfig, role: str, work: Path) -> Side:
     else:
         inputs = scan_text_side(role, shards, metas, nl, on_error, unify, cfg.progress)
     digests = [file_digest(s) for s in shards]
+    if side_cfg.modality == "speech":
+        # a manifest's embeddings also depend on the audio it points to
+        digests = [key_of(dg, _stat_key(_audio_files(s, d.manifest_units)))
+                   for dg, s in zip(digests, shards)]
     write_json(path, {"shards": inputs.shards, "sizes": inputs.sizes,
                       "kept": inputs.kept.tolist(), "metas": inputs.metas,
                       "rejects": [dataclasses.asdict(r) for r in inputs.rejects],
@@ -124,6 +132,19 @@ def stage_segment(side_cfg: SideConfig, role: str, audio: list[str], work: Path,
     return manifests
 
 
+def _audio_files(manifest: str, units: str) -> list[str]:
+    """Distinct existing audio files a manifest refers to (missing ones become rejects)."""
+    from ..io.manifest import ManifestError, iter_manifest
+
+    paths: set[str] = set()
+    try:
+        for seg in iter_manifest(manifest, units):
+            paths.add(seg.path)
+    except ManifestError:
+        pass  # the scan already reported or skipped the malformed line
+    return sorted(p for p in paths if os.path.isfile(p))
+
+
 # --------------------------------------------------------------------------- embed
 
 
@@ -141,13 +162,28 @@ def _existing_embeddings(side: Side) -> list[str] | None:
     return files
 
 
+def _flat_values(obj: Any) -> list[Any]:
+    if isinstance(obj, dict):
+        return [v for x in obj.values() for v in _flat_values(x)]
+    if isinstance(obj, (list, tuple)):
+        return [v for x in obj for v in _flat_values(x)]
+    return [obj]
+
+
 def embed_jobs(cfg: RunConfig, side: Side, work: Path) -> list[EmbedJob]:
     """One job per shard; ``side.emb_files`` is filled with their (future) output paths."""
     enc = side.cfg.encoder
     existing = _existing_embeddings(side)
-    side.emb_key = key_of("embed", enc.name, enc.result_options(), side.cfg.lang, cfg.fp16,
-                          existing and [os.path.abspath(e) for e in existing],
-                          cfg.embedding_dimensions)
+    # everything that changes the vectors: the encoder, its options and the files they name
+    # (a new checkpoint at the same path), its package version, imported files' stats, how
+    # manifests are read and, for speech, which segments a failure policy lets through
+    options = enc.result_options()
+    named_files = sorted(v for v in _flat_values(options) if isinstance(v, str) and
+                         os.path.isfile(v))
+    side.emb_key = key_of("embed", enc.name, options, side.cfg.lang, cfg.fp16,
+                          existing and _stat_key(existing), cfg.embedding_dimensions,
+                          _stat_key(named_files), encoders.resolve(enc.name).cache_salt(),
+                          side.cfg.data.manifest_units, cfg.on_error_for(side.cfg))
     out_dir = work / "embed" / f"{side.role}-{side.cfg.name}-{side.emb_key}"
     offsets = side.inputs.offsets
     kept = side.inputs.kept
@@ -290,17 +326,35 @@ def _existing_index(side: Side) -> Any:
 
 
 class _RemappedIndex:
-    """Search wrapper mapping an index's global ids to compact ids (-1 for dropped rows)."""
+    """Search a user's index (ids = global line ids) as if it held only the kept rows.
+
+    Rows speechmine does not mine (blank, rejected, unified duplicates) are dropped from each
+    result and the row is refilled from extra neighbours, so neighbourhoods keep k members.
+    Stopes builds L2 indexes: on unit vectors, squared L2 d = 2 - 2·cos, so cos = 1 - d/2.
+    """
 
     def __init__(self, index: Any, side: Side) -> None:
+        import faiss
+
+        if index.metric_type not in (faiss.METRIC_INNER_PRODUCT, faiss.METRIC_L2):
+            raise InputError(f"existing_index_path {side.cfg.existing_index_path}: metric "
+                             f"{index.metric_type} is neither inner product nor L2")
         self.index, self.ntotal = index, side.n
+        self.l2 = index.metric_type == faiss.METRIC_L2
+        self.dropped = side.inputs.total - side.n
         self.lookup = np.full(side.inputs.total + 1, -1, dtype=np.int64)
         self.lookup[side.inputs.kept] = np.arange(side.n)
 
     def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        sims, ids = self.index.search(q, k)
+        sims, ids = self.index.search(q, min(self.index.ntotal, k + self.dropped))
+        if self.l2:
+            sims = 1 - sims / 2
         mapped = self.lookup[np.where(ids >= 0, ids, len(self.lookup) - 1)]
-        return np.where(mapped >= 0, sims, -np.inf).astype(np.float32), mapped
+        sims = np.where(mapped >= 0, sims, -np.inf).astype(np.float32)
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        sims = np.take_along_axis(sims, order, 1)
+        mapped = np.take_along_axis(mapped, order, 1)
+        return sims, np.where(np.isfinite(sims), mapped, -1)
 
 
 def stage_knn(cfg: RunConfig, src: Side, tgt: Side, work: Path) -> tuple[Neighbours, Neighbours]:
@@ -316,7 +370,8 @@ def stage_knn(cfg: RunConfig, src: Side, tgt: Side, work: Path) -> tuple[Neighbo
     key = key_of("knn", src.emb_key, tgt.emb_key, [Path(f).name for f in src.emb_files],
                  [Path(f).name for f in tgt.emb_files], types, k, cfg.index.nprobe,
                  cfg.index.seed, cfg.index.train_sample_size,
-                 src.cfg.existing_index_path, tgt.cfg.existing_index_path)
+                 [_stat_key([p]) for p in (src.cfg.existing_index_path,
+                                           tgt.cfg.existing_index_path) if p])
     out = work / "knn" / key
     if (out / "bwd.npz").exists() and (out / "fwd.npz").exists():
         f, b = np.load(out / "fwd.npz"), np.load(out / "bwd.npz")
@@ -332,7 +387,9 @@ def stage_knn(cfg: RunConfig, src: Side, tgt: Side, work: Path) -> tuple[Neighbo
         for side, mat in ((src, x), (tgt, y)):
             t = types[side.role]
             if t == "existing":
-                indexes[side.role] = _RemappedIndex(_existing_index(side), side)
+                user_index = _existing_index(side)
+                set_nprobe(user_index, cfg.index.nprobe)
+                indexes[side.role] = _RemappedIndex(user_index, side)
             elif t == "exact":
                 import faiss
 
@@ -354,12 +411,18 @@ def stage_knn(cfg: RunConfig, src: Side, tgt: Side, work: Path) -> tuple[Neighbo
 # --------------------------------------------------------------------------- mine
 
 
+def _kth_valid(nb: Neighbours, k: int | None) -> np.ndarray:
+    """Similarity to the k-th neighbour (stopes' ``margin_norm: last``), or to the last one
+    found when an approximate index returned fewer (empty slots are -1 / -inf)."""
+    kk = min(k or nb.k, nb.k)
+    last = np.maximum((nb.ids[:, :kk] >= 0).sum(axis=1) - 1, 0)
+    return nb.sims[np.arange(len(last)), last].astype(np.float32)
+
+
 def score_candidates(fwd: Neighbours, bwd: Neighbours, mine: Any) -> tuple[np.ndarray, ...]:
     """Margin-score both directions; returns (fwd_score, fwd_tgt, bwd_score, bwd_src)."""
     if mine.margin_norm == "last":
-        kx = min(mine.k_mean or fwd.k, fwd.k) - 1
-        ky = min(mine.k_mean or bwd.k, bwd.k) - 1
-        mean_x, mean_y = fwd.sims[:, kx].copy(), bwd.sims[:, ky].copy()
+        mean_x, mean_y = _kth_valid(fwd, mine.k_mean), _kth_valid(bwd, mine.k_mean)
     else:
         mean_x, mean_y = neighbourhood_mean(fwd, mine.k_mean), neighbourhood_mean(bwd, mine.k_mean)
     fs = margin_scores(fwd, mean_x, mean_y, mine.margin)
