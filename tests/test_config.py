@@ -481,3 +481,81 @@ def test_fingerprint_tracks_result_settings_only(tmp_path: Path, shard_dir: Path
                  ["embed_text.encoder.batch_size=7"]).fingerprint() == fp
     assert _load(tmp_path, base, ["index.tile=128"]).fingerprint() == fp
     assert _load(tmp_path, base, ["progress=false"]).fingerprint() == fp
+
+
+def test_stopes_speech_preset_with_unresolvable_unused_values_loads(tmp_path: Path) -> None:
+    """stopes' demo_speechmine.yaml points model_dir and the shared data block at a
+    ${demo_dir} it never defines; both lang_configs replace the data block, so stopes never
+    reads them: speechmine must not either."""
+    audio = tmp_path / "audio"
+    text = tmp_path / "text"
+    (audio / "speech").mkdir(parents=True)
+    text.mkdir()
+    preset = """\
+launcher: {cluster: local, partition: null, cache: {caching_dir: /tmp/cache}}
+demo_text_dir: ???
+demo_audio_dir: ???
+output_dir: .
+model_dir: ${demo_dir}/models/wmt22
+vocab_dir: ${demo_dir}/models/wmt22
+src_lang: frA
+tgt_lang: fr
+data:
+  data_version: V32m
+  iteration: 1
+  data_shard_dir: ${demo_dir}
+  shard_type: text
+  bname: demo_wmt22
+  shard_glob: ${.data_shard_dir}/{lang}.gz
+  nl_file_template: "{lang}.nl"
+lang_configs:
+  frA:
+    data:
+      data_version: 23H1RCLSP
+      iteration: 1
+      data_shard_dir: ${demo_audio_dir}
+      shard_type: speech
+      bname: speech
+      shard_list: null
+      shard_glob: ${.data_shard_dir}/speech/*.ogg
+      nl_file_template: "{lang}.nl"
+    embed_text:
+      encoder:
+        _target_: stopes.modules.preprocess.mining_speech_encoder.Sonar2MiningSpeechEncoder
+        encoder_model: sonar_speech_encoder_fra
+        _name: sonar2_speech_encoder
+        spm_model: null
+        spm_vocab: null
+        mini_batch_size: null
+        fp16: true
+        gpu: true
+        num_processes: 4
+  fr:
+    data:
+      data_version: 23H1RCL
+      iteration: 1
+      data_shard_dir: ${demo_text_dir}
+      shard_type: text
+      bname: text
+      shard_list: null
+      shard_glob: ${.data_shard_dir}/{lang}.gz
+      nl_file_template: "{lang}.nl"
+    embed_text:
+      encoder:
+        _target_: stopes.modules.preprocess.sonar_sentence_encoder.SonarTextEncoder
+        _name: text_sonar_basic_encoder
+        spm_model: null
+        spm_vocab: null
+"""
+    p = _write(tmp_path, preset)
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert "demo_audio_dir=..." in str(exc.value) and "demo_text_dir=..." in str(exc.value)
+    assert "demo_dir=" not in str(exc.value)
+    cfg = load_config(p, [f"demo_text_dir={text}", f"demo_audio_dir={audio}"])
+    assert cfg.src.data.shard_glob == f"{audio}/speech/*.ogg"
+    assert cfg.src.encoder.name == "sonar_speech"
+    assert cfg.src.encoder.options["encoder_model"] == "sonar_speech_encoder_fra"
+    assert cfg.src.segment is not None  # raw .ogg audio: segmented with VAD first
+    assert cfg.tgt.data.shard_glob == f"{text}/{{lang}}.gz"
+    assert cfg.tgt.encoder.name == "sonar_text" and cfg.tgt.lang == "fr"

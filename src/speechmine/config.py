@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import (InterpolationToMissingValueError, MissingMandatoryValue,
+                              OmegaConfBaseException)
 
 from . import encoders
 from .margin import CANDIDATES, MARGINS, RETRIEVALS
@@ -286,15 +287,40 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     return build_config(cfg, source, check_files=check_files)
 
 
-def _resolve(cfg: DictConfig, source: str) -> dict[str, Any]:
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(f"{source}: value(s) required on the command line: "
-                          + ", ".join(f"{m}=..." for m in missing))
-    try:
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
+#: the side-level keys speechmine reads after merging lang_configs.<name> over the config
+SIDE_READ = ("data", "embed_text", "embed_speech", "existing_embedding_glob",
+             "existing_index_path", "index_type", "lang", "segment_audio")
+
+
+def _resolve_keys(node: DictConfig, keys: Any, source: str, need_out: list[str]
+                  ) -> tuple[dict[str, Any], bool]:
+    """Resolve only ``keys`` of ``node``: like stopes, a value nobody reads (``model_dir:
+    ${demo_dir}/…`` with no demo_dir) is never an error. A ``???`` that is read is: the name
+    of the value to give goes to ``need_out`` (reported together, once every side was looked
+    at). Returns the resolved keys and whether any was missing."""
+    out: dict[str, Any] = {}
+    gap = False
+    for key in keys:
+        if key not in node.keys():
+            continue
+        try:
+            value = OmegaConf.select(node, key, throw_on_missing=True)
+            out[key] = OmegaConf.to_container(value, resolve=True, throw_on_missing=True) \
+                if isinstance(value, (DictConfig, ListConfig)) else value
+        except (MissingMandatoryValue, InterpolationToMissingValueError) as exc:
+            found = re.findall(r"Missing mandatory value: ?([\w.]+)", str(exc))
+            root = found[-1] if found else key
+            gap = True
+            if root not in need_out:
+                need_out.append(root)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"{source}: {key}: {str(exc).splitlines()[0]}") from None
+    return out, gap
+
+
+def _raise_missing(need: list[str], source: str) -> None:
+    raise ConfigError(f"{source}: value(s) required on the command line: "
+                      + ", ".join(f"{m}=..." for m in need))
 
 
 def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunConfig:
@@ -312,14 +338,30 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     shared = cfg.copy()
     if "lang_configs" in shared.keys():
         del shared["lang_configs"]
-    raw = _resolve(shared, source)
-    for key in raw:
+    # side blocks are resolved per side, after their merge; index_type is read at both levels
+    read_top = [k for k in shared.keys()
+                if k in TOP_KEYS and (k not in SIDE_READ or k == "index_type")]
+    need: list[str] = []
+    raw, _ = _resolve_keys(shared, [k for k in read_top if k not in ("src_lang", "tgt_lang")],
+                           source, need)
+    names, missing_names = _resolve_keys(shared, ["src_lang", "tgt_lang"], source, need)
+    if missing_names:
+        _raise_missing(need, source)
+    raw.update(names)
+    for key in shared.keys():
         if key in TOP_KEYS:
             continue
         if key in IGNORED_TOP:
             ignored.append(f"{key} ({IGNORED_TOP[key]})")
         elif key not in variables:
             raise _err(key, "unknown key" + _suggest(key, TOP_KEYS | set(IGNORED_TOP)), source)
+        else:  # a user variable: recorded in the resolved config when it resolves
+            try:
+                value, gap = _resolve_keys(shared, [key], source, [])
+            except ConfigError:
+                continue  # unresolvable and unread by speechmine: stopes would not mind
+            if not gap:
+                raw.update(value)
 
     src_lang, tgt_lang = _str(raw, "src_lang", source), _str(raw, "tgt_lang", source)
     if src_lang == tgt_lang:
@@ -339,10 +381,15 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
         entry = lang_configs.get(name) or OmegaConf.create({})
         if not isinstance(entry, DictConfig):
             raise _err(f"lang_configs.{name}", "must be a mapping", source)
-        merged = _resolve(OmegaConf.merge(shared, entry), source)
+        merged, side_missing = _resolve_keys(OmegaConf.merge(shared, entry), SIDE_READ, source,
+                                             need)
+        if side_missing:
+            continue  # reported below, with every other missing value
         sides.append(_side(name, merged, list(entry.keys()), source, ignored, check_files,
                            notes))
-        resolved_entries[name] = {k: merged[k] for k in entry.keys()}
+        resolved_entries[name] = merged
+    if need:
+        _raise_missing(need, source)
     mine = _mine(raw, source, ignored)
     index = _index(raw, source)
     launcher = _launcher(raw, source, ignored)
