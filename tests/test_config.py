@@ -193,11 +193,23 @@ def test_required_key_left_as_question_marks_asks_for_it(tmp_path: Path) -> None
     assert cfg.output_dir == "/x/out"
 
 
-def test_mine_indexes_k_extract_other_than_one_keeps_best(tmp_path: Path) -> None:
-    text = STOPES_DEMO.replace("k_extract: 1", "k_extract: 4").replace("knn_dist: 16",
-                                                                        "knn_dist: 8")
-    cfg = load_config(_write(tmp_path, text), [f"demo_dir={tmp_path}"])
-    assert (cfg.mine.k, cfg.mine.candidate) == (8, "best")
+def test_mine_indexes_stopes_keys_map_or_are_refused(tmp_path: Path) -> None:
+    # k_extract is how many pairs stopes extracts per query: speechmine takes one
+    text = STOPES_DEMO.replace("k_extract: 1", "k_extract: 4")
+    with pytest.raises(ConfigError, match="mine_indexes.config.k_extract"):
+        load_config(_write(tmp_path, text), [f"demo_dir={tmp_path}"])
+    # best-of-k in stopes is sort_neighbors; mine_type picks the directions; src_k/tgt_k
+    # the neighbours averaged; calculate_distances.num_probe the IVF probes
+    text = STOPES_DEMO.replace("knn_dist: 16", "knn_dist: 8\n    sort_neighbors: true\n"
+                               "    mine_type: forward\n    src_k: 6\n    tgt_k: 6")
+    text = text.replace("gpu_memory_gb: 32", "gpu_memory_gb: 32\n    num_probe: 64")
+    cfg = load_config(_write(tmp_path, text, "b.yaml"), [f"demo_dir={tmp_path}"])
+    assert (cfg.mine.k, cfg.mine.k_mean, cfg.mine.candidate, cfg.mine.retrieval,
+            cfg.mine.dedup) == (8, 6, "best", "fwd", False)
+    assert cfg.index.nprobe == 64
+    with pytest.raises(ConfigError, match="src_k"):
+        load_config(_write(tmp_path, text.replace("tgt_k: 6", "tgt_k: 4"), "c.yaml"),
+                    [f"demo_dir={tmp_path}"])
 
 
 def test_stopes_speechmine_preset_loads(tmp_path: Path) -> None:

@@ -200,3 +200,14 @@ def test_jobs_run_in_other_processes_through_submitit(tmp_path, monkeypatch):
     assert list((tmp_path / "out" / "work" / "submitit").glob("*_result.pkl"))
     assert digests(tmp_path / "out") == digests(tmp_path / "ref")
     assert len(ref.alignment) == len(res.alignment)
+
+
+def test_in_memory_api_validates_settings_like_the_config():
+    from speechmine.config import ConfigError
+
+    with pytest.raises(ConfigError, match="margin_norm"):
+        speechmine.mine(["one"], ["un"], encoder="toy", margin_norm="Last")
+    with pytest.raises(ConfigError, match="preset"):
+        speechmine.mine(["one"], ["un"], encoder="toy", preset="fairseq")
+    with pytest.raises(ValueError, match="unify"):
+        speechmine.mine(["one"], ["un"], encoder="toy", unify=True)

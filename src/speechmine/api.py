@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import encoders
-from .config import MINE_PRESETS, MineConfig
+from .config import MineConfig, _mine
 from .io.embeddings import l2_normalize
 from .knn import exact_knn_both
 from .margin import DIRECTION_NAMES, Alignment, select_pairs
@@ -54,12 +54,14 @@ def mine(src: Sequence[Any], tgt: Sequence[Any], encoder: str | encoders.Encoder
     >>> [(p.src, p.tgt) for p in pairs]
     [('one cat', 'un chat'), ('two dogs', 'deux chiens')]
     """
-    values = dict(MINE_PRESETS[preset]) if preset else {}
-    values.update(settings)
-    unknown = set(values) - {f.name for f in dataclasses.fields(MineConfig)}
+    unknown = set(settings) - {f.name for f in dataclasses.fields(MineConfig)}
     if unknown:
         raise TypeError(f"unknown mining setting(s) {sorted(unknown)}")
-    cfg = MineConfig(**values)
+    if settings.get("unify"):
+        raise ValueError("unify applies to the file pipeline; dedupe your lists before mine()")
+    # the same validation as a YAML preset's `mine:` block (values, ranges, presets)
+    block = {**({"preset": preset} if preset else {}), **settings}
+    cfg = _mine({"mine": block}, "speechmine.mine()", [])
     if len(src) == 0 or len(tgt) == 0:
         return []
 

@@ -221,7 +221,7 @@ IGNORED_TOP = {
     "embedding_sample": "index sample is drawn from all shards",
     "train_index": "stopes module settings (GPU)", "populate_index": "stopes module settings",
     "merge_indexes": "stopes module settings", "mine_sentences": "stopes module settings",
-    "calculate_distances": "GPU memory / type", "count_lines": "stopes module settings",
+"count_lines": "stopes module settings",
     "default_spm": "LASER spm", "default_vocab": "LASER vocab", "moses": "Moses settings",
     "moses_filter": "Moses settings", "max_shard_size": "kNN is tiled: no language split needed",
     "sharded_langs": "kNN is tiled: no language split needed",
@@ -232,13 +232,15 @@ IGNORED_LAUNCHER = {"cache": "speechmine caches in output_dir/work",
 IGNORED_ENCODER = {"spm_model", "spm_vocab", "num_processes", "gpu", "fp16", "preprocess",
                    "max_tokens", "_name", "mini_batch_size"}
 #: stopes mine_indexes.config keys and where they go
-MINE_INDEXES_MAP = {"knn_dist": "k", "margin": "margin", "margin_norm": "margin_norm",
-                    "mine_threshold": "threshold", "num_probe": "nprobe"}
+MINE_INDEXES_MAP = {"knn_dist": "k", "margin": "margin", "margin_type": "margin",
+                    "margin_norm": "margin_norm", "mine_threshold": "threshold"}
+#: stopes' mine_type → speechmine retrieval
+STOPES_MINE_TYPES = {"forward": "fwd", "backward": "bwd", "union": "union"}
 
 TOP_KEYS = {"src_lang", "tgt_lang", "output_dir", "embedding_dimensions", "mine_threshold",
             "index_type", "existing_embedding_glob", "existing_index_path", "data",
             "lang_configs", "embed_text", "embed_speech", "launcher", "mine", "index",
-            "mine_indexes", "fp16", "on_error", "progress", "lang", "segment_audio", "work_dir"}
+            "mine_indexes", "calculate_distances", "fp16", "on_error", "progress", "lang", "segment_audio", "work_dir"}
 SIDE_KEYS = {"data", "embed_text", "embed_speech", "existing_embedding_glob",
              "existing_index_path", "index_type", "lang", "encoder_model", "spm_model",
              "spm_vocab", "segment_audio"}
@@ -391,7 +393,7 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     if need:
         _raise_missing(need, source)
     mine = _mine(raw, source, ignored)
-    index = _index(raw, source)
+    index = _index(raw, source, ignored)
     launcher = _launcher(raw, source, ignored)
     on_error = raw.get("on_error")
     if on_error not in ("fail", "skip", None):
@@ -602,15 +604,7 @@ def _mine(raw: dict[str, Any], source: str, ignored: list[str]) -> MineConfig:
             raise _err("mine.preset", f"unknown preset {preset!r}; choose {sorted(MINE_PRESETS)}",
                        source)
         values.update(MINE_PRESETS[preset])
-    # stopes' own mine_indexes.config block maps onto the same settings
-    mi = ((raw.get("mine_indexes") or {}).get("config") or {})
-    for key, value in mi.items():
-        if key in MINE_INDEXES_MAP and MINE_INDEXES_MAP[key] != "nprobe" and value is not None:
-            values[MINE_INDEXES_MAP[key]] = value
-        elif key == "k_extract":
-            values["candidate"] = "nearest" if value == 1 else "best"
-        elif key not in MINE_INDEXES_MAP:
-            ignored.append(f"mine_indexes.config.{key}")
+    values.update(_stopes_mine_indexes(raw, source, ignored))
     if "mine_threshold" in raw:
         values["threshold"] = raw["mine_threshold"]
     values.update(m)
@@ -643,11 +637,55 @@ def _mine(raw: dict[str, Any], source: str, ignored: list[str]) -> MineConfig:
     return out
 
 
-def _index(raw: dict[str, Any], source: str) -> IndexConfig:
+def _stopes_mine_indexes(raw: dict[str, Any], source: str, ignored: list[str]
+                         ) -> dict[str, Any]:
+    """stopes' ``mine_indexes.config`` block, mapped onto :class:`MineConfig` fields.
+
+    knn_dist → k; src_k/tgt_k (neighbours averaged) → k_mean; margin/margin_type → margin;
+    margin_norm; k_extract must be 1 (one candidate per query); sort_neighbors: true → the
+    best margin among the k (else the nearest, stopes' default); mine_type forward /
+    backward / union → fwd / bwd / union without dedup (stopes writes both directions).
+    """
+    block = (raw.get("mine_indexes") or {}).get("config") or {}
+    w = "mine_indexes.config."
+    values: dict[str, Any] = {"candidate": "nearest"} if block else {}
+    for key, value in block.items():
+        if key in MINE_INDEXES_MAP:
+            if value is not None:
+                values[MINE_INDEXES_MAP[key]] = value
+        elif key == "k_extract":
+            if value not in (None, 1):
+                raise _err(w + key, f"{value}: speechmine takes one candidate per query "
+                           "(k_extract: 1)", source)
+        elif key == "sort_neighbors":
+            values["candidate"] = "best" if value else "nearest"
+        elif key == "mine_type":
+            if value not in STOPES_MINE_TYPES:
+                raise _err(w + key, f"{value!r} is not one of {sorted(STOPES_MINE_TYPES)}",
+                           source)
+            values["retrieval"] = STOPES_MINE_TYPES[value]
+            values["dedup"] = False
+        elif key in ("src_k", "tgt_k"):
+            other = block.get("tgt_k" if key == "src_k" else "src_k", value)
+            if value != other:
+                raise _err(w + key, f"src_k={block.get('src_k')} and tgt_k="
+                           f"{block.get('tgt_k')} differ; speechmine averages one neighbourhood "
+                           "size (mine.k_mean)", source)
+            values["k_mean"] = value
+        else:
+            ignored.append(f"{w}{key}")
+    return values
+
+
+def _index(raw: dict[str, Any], source: str, ignored: list[str]) -> IndexConfig:
     ix = dict(raw.get("index") or {})
     if raw.get("index_type"):
         ix.setdefault("type", raw["index_type"])
-    nprobe = ((raw.get("mine_indexes") or {}).get("config") or {}).get("num_probe")
+    # stopes searches in calculate_distances (num_probe); mine_indexes' copy only names files
+    cd = (raw.get("calculate_distances") or {}).get("config") or {}
+    ignored.extend(f"calculate_distances.config.{k} (GPU settings)" for k in cd
+                   if k != "num_probe")
+    nprobe = cd.get("num_probe")
     if nprobe is not None:
         ix.setdefault("nprobe", nprobe)
     fields = {f.name for f in dataclasses.fields(IndexConfig)}
