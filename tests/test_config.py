@@ -81,7 +81,7 @@ demo_audio_dir: ???
 output_dir: .
 src_lang: frA
 tgt_lang: fr
-model_dir: ${demo_text_dir}/models/wmt22
+model_dir: ${demo_dir}/models/wmt22
 embedding_sample:
   sample_shards: False
 calculate_distances:
@@ -91,7 +91,7 @@ calculate_distances:
 data:
   data_version: V32m
   iteration: 1
-  data_shard_dir: ${demo_text_dir}
+  data_shard_dir: ${demo_dir}
   shard_type: text
   bname: demo_wmt22
   shard_glob: ${.data_shard_dir}/{lang}.gz
@@ -503,63 +503,8 @@ def test_stopes_speech_preset_with_unresolvable_unused_values_loads(tmp_path: Pa
     text = tmp_path / "text"
     (audio / "speech").mkdir(parents=True)
     text.mkdir()
-    preset = """\
-launcher: {cluster: local, partition: null, cache: {caching_dir: /tmp/cache}}
-demo_text_dir: ???
-demo_audio_dir: ???
-output_dir: .
-model_dir: ${demo_dir}/models/wmt22
-vocab_dir: ${demo_dir}/models/wmt22
-src_lang: frA
-tgt_lang: fr
-data:
-  data_version: V32m
-  iteration: 1
-  data_shard_dir: ${demo_dir}
-  shard_type: text
-  bname: demo_wmt22
-  shard_glob: ${.data_shard_dir}/{lang}.gz
-  nl_file_template: "{lang}.nl"
-lang_configs:
-  frA:
-    data:
-      data_version: 23H1RCLSP
-      iteration: 1
-      data_shard_dir: ${demo_audio_dir}
-      shard_type: speech
-      bname: speech
-      shard_list: null
-      shard_glob: ${.data_shard_dir}/speech/*.ogg
-      nl_file_template: "{lang}.nl"
-    embed_text:
-      encoder:
-        _target_: stopes.modules.preprocess.mining_speech_encoder.Sonar2MiningSpeechEncoder
-        encoder_model: sonar_speech_encoder_fra
-        _name: sonar2_speech_encoder
-        spm_model: null
-        spm_vocab: null
-        mini_batch_size: null
-        fp16: true
-        gpu: true
-        num_processes: 4
-  fr:
-    data:
-      data_version: 23H1RCL
-      iteration: 1
-      data_shard_dir: ${demo_text_dir}
-      shard_type: text
-      bname: text
-      shard_list: null
-      shard_glob: ${.data_shard_dir}/{lang}.gz
-      nl_file_template: "{lang}.nl"
-    embed_text:
-      encoder:
-        _target_: stopes.modules.preprocess.sonar_sentence_encoder.SonarTextEncoder
-        _name: text_sonar_basic_encoder
-        spm_model: null
-        spm_vocab: null
-"""
-    p = _write(tmp_path, preset)
+    assert "${demo_dir}" in STOPES_SPEECHMINE and "\ndemo_dir:" not in STOPES_SPEECHMINE
+    p = _write(tmp_path, STOPES_SPEECHMINE)
     with pytest.raises(ConfigError) as exc:
         load_config(p)
     assert "demo_audio_dir=..." in str(exc.value) and "demo_text_dir=..." in str(exc.value)

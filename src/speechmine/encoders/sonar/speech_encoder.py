@@ -13,12 +13,11 @@ from .. import register
 from ..base import Encoder, EncoderError
 from ._cards import SPEECH_MODELS
 from .checkpoint import extract_state_dict, load_checkpoint, to_fairseq2_speech
-from .download import file_sha256
 from .fbank import SAMPLE_RATE, kaldi_fbank, min_samples
 from .langs import UnknownLanguageError, speech_lang, speech_model_for
 from .runtime import RUNTIME_OPTIONS, build_model, pop_stopes_options, resolve_runtime
 from .speech_model import FBANK_STRIDE, SonarSpeechModel, infer_speech_config
-from .text_encoder import _first, resolve_model_file
+from .text_encoder import SonarTextEncoder, _first, resolve_model_file
 
 log = logging.getLogger(__name__)
 
@@ -166,15 +165,8 @@ class SonarSpeechEncoder(Encoder):
             out = self.model(batch.to(dev, self.runtime.dtype), lengths.to(dev))
         return out.float().cpu().numpy()
 
+    weights_fingerprint = SonarTextEncoder.weights_fingerprint
+
     def fingerprint(self) -> dict[str, Any]:
         """Base fingerprint + checkpoint sha256, model name, precision."""
-        if self._sha is None:
-            self._sha = file_sha256(self.model_path)
-        fp = super().fingerprint()
-        fp.update(
-            model=self.model_label,
-            sha256=self._sha,
-            dtype=str(self.runtime.dtype).replace("torch.", ""),
-            quantize=self.runtime.quantize,
-        )
-        return fp
+        return {**super().fingerprint(), **self.weights_fingerprint()}

@@ -169,19 +169,22 @@ class SonarTextEncoder(Encoder):
             out = self.model(tokens.to(dev), lengths.to(dev))
         return out.float().cpu().numpy()
 
-    def fingerprint(self) -> dict[str, Any]:
-        """Base fingerprint + checkpoint/tokenizer sha256, language token, limits, precision."""
+    def weights_fingerprint(self) -> dict[str, Any]:
+        """Model name, checkpoint sha256 (hashed once) and precision: shared by both encoders."""
         if self._sha is None:
             self._sha = file_sha256(self.model_path)
+        return {"model": self.model_label, "sha256": self._sha,
+                "dtype": str(self.runtime.dtype).replace("torch.", ""),
+                "quantize": self.runtime.quantize}
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Base fingerprint + checkpoint/tokenizer sha256, language token, limits, precision."""
         fp = super().fingerprint()
         fp.update(
             lang=self.lang_code,
-            model=self.model_label,
-            sha256=self._sha,
             tokenizer_sha256=file_sha256(self.tokenizer.model_file),
             lang_token=self.lang_token,
             max_seq_len=self.config.max_seq_len,
-            dtype=str(self.runtime.dtype).replace("torch.", ""),
-            quantize=self.runtime.quantize,
+            **self.weights_fingerprint(),
         )
         return fp
