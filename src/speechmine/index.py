@@ -9,7 +9,7 @@ global int64 ids, then merged. Inner product on L2-normalised vectors throughout
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import faiss
 import numpy as np
@@ -84,8 +84,10 @@ def populate(trained: faiss.Index, vectors: np.ndarray, first_id: int, chunk: in
     return index
 
 
-def merge(trained: faiss.Index, shards: Sequence[faiss.Index]) -> faiss.Index:
-    """Merge per-shard IVF indexes (same training) into one; ids are kept as added."""
+def merge(trained: faiss.Index, shards: Iterable[faiss.Index]) -> faiss.Index:
+    """Merge per-shard IVF indexes (same training) into one; ids are kept as added.
+
+    ``shards`` may be a generator, so that only one shard index exists at a time."""
     merged = faiss.clone_index(trained)
     target = faiss.extract_index_ivf(merged)
     for shard in shards:

@@ -303,11 +303,9 @@ def _side_index(cfg: RunConfig, side: Side, factory: str, work: Path) -> Any:
     picks = sample_rows([len(m) for m in mats], cfg.index.train_sample_size, cfg.index.seed)
     sample = np.concatenate([m[p] for m, p in zip(mats, picks)]).astype(np.float32)
     trained = train_index(factory, sample, cfg.index.seed)
-    shard_indexes, first = [], 0
-    for m in mats:
-        shard_indexes.append(populate(trained, m, first))
-        first += len(m)
-    merged = merge(trained, shard_indexes)
+    firsts = np.concatenate([[0], np.cumsum([len(m) for m in mats])])
+    # a generator: each shard's index is merged, then freed (one shard in memory at a time)
+    merged = merge(trained, (populate(trained, m, int(f)) for m, f in zip(mats, firsts)))
     with atomic_path(out) as tmp:
         faiss.write_index(merged, str(tmp))
     return merged
@@ -357,6 +355,14 @@ class _RemappedIndex:
         return sims, np.where(np.isfinite(sims), mapped, -1)
 
 
+def _query_shards(index: Any, side: Side, k: int, bar: Any) -> Neighbours:
+    """Search every embedded row of ``side`` in ``index``, one shard file at a time."""
+    parts = [index_knn(index, load_embeddings(f), k, progress=bar)
+             for f in side.emb_files if len(load_embeddings(f))]
+    return Neighbours(np.concatenate([p.sims for p in parts]),
+                      np.concatenate([p.ids for p in parts]))
+
+
 def stage_knn(cfg: RunConfig, src: Side, tgt: Side, work: Path) -> tuple[Neighbours, Neighbours]:
     """kNN in both directions over the compact embeddings (exact or through an index)."""
     from tqdm.auto import tqdm
@@ -376,33 +382,34 @@ def stage_knn(cfg: RunConfig, src: Side, tgt: Side, work: Path) -> tuple[Neighbo
     if (out / "bwd.npz").exists() and (out / "fwd.npz").exists():
         f, b = np.load(out / "fwd.npz"), np.load(out / "bwd.npz")
         return Neighbours(f["sims"], f["ids"]), Neighbours(b["sims"], b["ids"])
-    x, y = load_side_matrix(src), load_side_matrix(tgt)
     if types["src"] == types["tgt"] == "exact":
+        x, y = load_side_matrix(src), load_side_matrix(tgt)
         tiles = -(-len(x) // cfg.index.tile) * -(-len(y) // cfg.index.tile)
         with tqdm(total=tiles, desc="knn (exact, both directions)", unit="tile",
                   disable=not cfg.progress) as bar:
             fwd, bwd = exact_knn_both(x, y, k, k, tile=cfg.index.tile, progress=bar)
     else:
         indexes = {}
-        for side, mat in ((src, x), (tgt, y)):
+        for side in (src, tgt):
             t = types[side.role]
             if t == "existing":
                 user_index = _existing_index(side)
                 set_nprobe(user_index, cfg.index.nprobe)
                 indexes[side.role] = _RemappedIndex(user_index, side)
-            elif t == "exact":
+            elif t == "exact":  # a small side searched exactly: it fits in memory
                 import faiss
 
                 flat = faiss.IndexFlatIP(dim)
-                flat.add(mat)
+                flat.add(load_side_matrix(side))
                 indexes[side.role] = flat
             else:
                 indexes[side.role] = _side_index(cfg, side, t, work)
                 set_nprobe(indexes[side.role], cfg.index.nprobe)
-        with tqdm(total=len(x) + len(y), desc="knn (index)", unit="query",
+        with tqdm(total=src.n + tgt.n, desc="knn (index)", unit="query",
                   disable=not cfg.progress) as bar:
-            fwd = index_knn(indexes["tgt"], x, k, progress=bar)
-            bwd = index_knn(indexes["src"], y, k, progress=bar)
+            # queries stream shard by shard from the memory-mapped embeddings
+            fwd = _query_shards(indexes["tgt"], src, k, bar)
+            bwd = _query_shards(indexes["src"], tgt, k, bar)
     write_npz(out / "fwd.npz", sims=fwd.sims, ids=fwd.ids)
     write_npz(out / "bwd.npz", sims=bwd.sims, ids=bwd.ids)
     return fwd, bwd
