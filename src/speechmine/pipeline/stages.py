@@ -21,7 +21,7 @@ import numpy as np
 from .. import encoders
 from ..config import RunConfig, SideConfig
 from ..index import choose_index_type, merge, populate, sample_rows, set_nprobe, train_index
-from ..io.atomic import atomic_path, write_json, write_npz
+from ..io.atomic import atomic_open, atomic_path, write_json, write_npz
 from ..io.embeddings import EmbeddingFileError, load_embeddings
 from ..io.text import (InputError, Reject, SideInputs, find_shards, read_nl_file,
                        scan_text_side, shard_sort_key)
@@ -81,10 +81,11 @@ def stage_inputs(cfg: RunConfig, role: str, work: Path) -> Side:
     key = key_of("inputs", _stat_key(shards + (metas or [])), on_error, unify,
                  d.shard_type, d.manifest_units, side_cfg.encoder.name)
     path = work / "inputs" / f"{role}-{side_cfg.name}-{key}.json"
-    if path.exists():
+    kept_path = path.with_suffix(".kept.npy")
+    if path.exists():  # the .json is written last: its presence means both files are whole
         saved = json.loads(path.read_text())
         inputs = SideInputs(shards=saved["shards"], sizes=saved["sizes"],
-                            kept=np.asarray(saved["kept"], dtype=np.int64), metas=saved["metas"],
+                            kept=np.load(kept_path), metas=saved["metas"],
                             rejects=[Reject(**r) for r in saved["rejects"]],
                             blank=saved["blank"], duplicates=saved["duplicates"])
         return Side(role, side_cfg, inputs, saved["digests"])
@@ -105,8 +106,9 @@ def stage_inputs(cfg: RunConfig, role: str, work: Path) -> Side:
         # a manifest's embeddings also depend on the audio it points to
         digests = [key_of(dg, _stat_key(_audio_files(s, d.manifest_units)))
                    for dg, s in zip(digests, shards)]
-    write_json(path, {"shards": inputs.shards, "sizes": inputs.sizes,
-                      "kept": inputs.kept.tolist(), "metas": inputs.metas,
+    with atomic_open(kept_path, "wb") as fh:  # (n_kept,) int64: compact at any scale
+        np.save(fh, inputs.kept)
+    write_json(path, {"shards": inputs.shards, "sizes": inputs.sizes, "metas": inputs.metas,
                       "rejects": [dataclasses.asdict(r) for r in inputs.rejects],
                       "blank": inputs.blank, "duplicates": inputs.duplicates,
                       "digests": digests})
