@@ -57,14 +57,12 @@ def part(kind: str, n: int, d: int, k: int) -> dict[str, float]:
             ix.search(a, k)
     else:
         from speechmine.io.atomic import write_npz
-        from speechmine.knn import exact_knn_both
-        from speechmine.margin import select_pairs
         from speechmine.config import MineConfig
-        from speechmine.pipeline.stages import score_candidates
+        from speechmine.knn import exact_knn_both
+        from speechmine.margin import mine_neighbours
 
-        cfg = MineConfig(k=k)
         fwd, bwd = exact_knn_both(x, y, k, k)
-        al = select_pairs(*score_candidates(fwd, bwd, cfg), cfg.retrieval, cfg.threshold)
+        al = mine_neighbours(fwd, bwd, MineConfig(k=k))
         with tempfile.TemporaryDirectory() as tmp:
             write_npz(Path(tmp) / "align.npz", scores=al.scores, src_ids=al.src,
                       tgt_ids=al.tgt, direction=al.direction)

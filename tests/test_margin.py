@@ -12,8 +12,7 @@ import oracle
 from speechmine.api import mine_embeddings
 from speechmine.config import MINE_PRESETS, MineConfig
 from speechmine.knn import Neighbours
-from speechmine.margin import DIRECTION_NAMES, select_pairs
-from speechmine.pipeline.stages import score_candidates
+from speechmine.margin import DIRECTION_NAMES, score_candidates, select_pairs
 
 
 def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from . import encoders
 from .config import MineConfig, _mine
 from .io.embeddings import l2_normalize
 from .knn import exact_knn_both
-from .margin import DIRECTION_NAMES, Alignment, select_pairs
+from .margin import DIRECTION_NAMES, Alignment, mine_neighbours
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,5 @@ def mine(src: Sequence[Any], tgt: Sequence[Any], encoder: str | encoders.Encoder
 
 def mine_embeddings(x: np.ndarray, y: np.ndarray, cfg: MineConfig) -> Alignment:
     """Mine (n, d) against (m, d) L2-normalised float32 embeddings with ``cfg``."""
-    from .pipeline.stages import score_candidates
-
     fwd, bwd = exact_knn_both(x, y, cfg.k, cfg.k)
-    f_score, f_tgt, b_score, b_src = score_candidates(fwd, bwd, cfg)
-    mx = cfg.max_score if cfg.max_score is not None else np.inf
-    return select_pairs(f_score, f_tgt, b_score, b_src, cfg.retrieval, cfg.threshold, mx,
-                        cfg.dedup)
+    return mine_neighbours(fwd, bwd, cfg)

@@ -43,10 +43,6 @@ class Neighbours:
     def k(self) -> int:
         return self.sims.shape[1]
 
-    def head(self, k: int) -> "Neighbours":
-        """The first ``k`` columns (rows are sorted, so these are the k nearest)."""
-        return Neighbours(self.sims[:, :k], self.ids[:, :k])
-
 
 def clamp_k(k: int, size: int, what: str) -> int:
     """Clamp ``k`` to a collection of ``size`` items, warning when it had to shrink."""

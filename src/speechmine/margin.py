@@ -18,7 +18,7 @@ on FAISS's order among ties.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -52,11 +52,6 @@ class Alignment:
 
     def __len__(self) -> int:
         return len(self.scores)
-
-    @staticmethod
-    def empty() -> "Alignment":
-        return Alignment(np.zeros(0, np.float32), np.zeros(0, np.int64),
-                         np.zeros(0, np.int64), np.zeros(0, np.int8))
 
     def take(self, idx: np.ndarray) -> "Alignment":
         return Alignment(self.scores[idx], self.src[idx], self.tgt[idx], self.direction[idx])
@@ -201,3 +196,33 @@ def select_pairs(
             al = merged
     inside = (al.scores >= threshold) & (al.scores <= max_score)
     return al.take(np.flatnonzero(inside))
+
+
+def _kth_valid(nb: Neighbours, k: int | None) -> np.ndarray:
+    """Similarity to the k-th neighbour (stopes' ``margin_norm: last``), or to the last one
+    found when an approximate index returned fewer (empty slots are -1 / -inf)."""
+    kk = min(k or nb.k, nb.k)
+    last = np.maximum((nb.ids[:, :kk] >= 0).sum(axis=1) - 1, 0)
+    return nb.sims[np.arange(len(last)), last].astype(np.float32)
+
+
+def score_candidates(fwd: Neighbours, bwd: Neighbours, mine: Any) -> tuple[np.ndarray, ...]:
+    """Margin-score both directions; returns (fwd_score, fwd_tgt, bwd_score, bwd_src)."""
+    if mine.margin_norm == "last":
+        mean_x, mean_y = _kth_valid(fwd, mine.k_mean), _kth_valid(bwd, mine.k_mean)
+    else:
+        mean_x, mean_y = neighbourhood_mean(fwd, mine.k_mean), neighbourhood_mean(bwd, mine.k_mean)
+    fs = margin_scores(fwd, mean_x, mean_y, mine.margin)
+    bs = margin_scores(bwd, mean_y, mean_x, mine.margin)
+    f_score, f_tgt = pick_candidates(fwd, fs, mine.candidate)
+    b_score, b_src = pick_candidates(bwd, bs, mine.candidate)
+    return f_score, f_tgt, b_score, b_src
+
+
+def mine_neighbours(fwd: Neighbours, bwd: Neighbours, mine: Any) -> Alignment:
+    """Margin-score both directions and select pairs with a ``MineConfig`` (ids as in the
+    neighbour lists). The one place the pipeline, the in-memory API and the benchmark mine."""
+    f_score, f_tgt, b_score, b_src = score_candidates(fwd, bwd, mine)
+    mx = mine.max_score if mine.max_score is not None else np.inf
+    return select_pairs(f_score, f_tgt, b_score, b_src, mine.retrieval, threshold=mine.threshold,
+                        max_score=mx, dedup=mine.dedup)

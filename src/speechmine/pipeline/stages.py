@@ -26,7 +26,7 @@ from ..io.embeddings import EmbeddingFileError, load_embeddings
 from ..io.text import (InputError, Reject, SideInputs, find_shards, read_nl_file,
                        scan_text_side, shard_sort_key)
 from ..knn import Neighbours, exact_knn_both, index_knn
-from ..margin import Alignment, margin_scores, neighbourhood_mean, pick_candidates, select_pairs
+from ..margin import Alignment, mine_neighbours
 from .cache import file_digest, key_of
 from .embed import EmbedJob, embedding_dim, get_encoder, run_embed_job
 
@@ -278,15 +278,19 @@ def _fold_speech_rejects(side: Side) -> None:
     side.inputs.kept = np.concatenate(kept) if kept else np.zeros(0, np.int64)
 
 
-def load_side_matrix(side: Side) -> np.ndarray:
-    """All compact embeddings of a side as one (n, d) float32 array in memory."""
-    parts = [load_embeddings(f) for f in side.emb_files]
-    parts = [p for p in parts if len(p)]
+def side_shards(side: Side) -> list[np.ndarray]:
+    """The side's non-empty shard embeddings, memory-mapped; an error when there are none."""
+    parts = [p for p in (load_embeddings(f) for f in side.emb_files) if len(p)]
     if not parts:
         raise InputError(f"side {side.cfg.name} has nothing to mine: every line is blank or "
                          f"rejected ({side.inputs.total} lines in {len(side.inputs.shards)} "
                          "shard(s))")
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    return parts
+
+
+def load_side_matrix(side: Side) -> np.ndarray:
+    """All compact embeddings of a side as one (n, d) float32 array in memory."""
+    return np.ascontiguousarray(np.concatenate(side_shards(side)), dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- index + knn
@@ -359,8 +363,7 @@ class _RemappedIndex:
 
 def _query_shards(index: Any, side: Side, k: int, bar: Any) -> Neighbours:
     """Search every embedded row of ``side`` in ``index``, one shard file at a time."""
-    parts = [index_knn(index, load_embeddings(f), k, progress=bar)
-             for f in side.emb_files if len(load_embeddings(f))]
+    parts = [index_knn(index, m, k, progress=bar) for m in side_shards(side)]
     return Neighbours(np.concatenate([p.sims for p in parts]),
                       np.concatenate([p.ids for p in parts]))
 
@@ -420,34 +423,10 @@ def stage_knn(cfg: RunConfig, src: Side, tgt: Side, work: Path) -> tuple[Neighbo
 # --------------------------------------------------------------------------- mine
 
 
-def _kth_valid(nb: Neighbours, k: int | None) -> np.ndarray:
-    """Similarity to the k-th neighbour (stopes' ``margin_norm: last``), or to the last one
-    found when an approximate index returned fewer (empty slots are -1 / -inf)."""
-    kk = min(k or nb.k, nb.k)
-    last = np.maximum((nb.ids[:, :kk] >= 0).sum(axis=1) - 1, 0)
-    return nb.sims[np.arange(len(last)), last].astype(np.float32)
-
-
-def score_candidates(fwd: Neighbours, bwd: Neighbours, mine: Any) -> tuple[np.ndarray, ...]:
-    """Margin-score both directions; returns (fwd_score, fwd_tgt, bwd_score, bwd_src)."""
-    if mine.margin_norm == "last":
-        mean_x, mean_y = _kth_valid(fwd, mine.k_mean), _kth_valid(bwd, mine.k_mean)
-    else:
-        mean_x, mean_y = neighbourhood_mean(fwd, mine.k_mean), neighbourhood_mean(bwd, mine.k_mean)
-    fs = margin_scores(fwd, mean_x, mean_y, mine.margin)
-    bs = margin_scores(bwd, mean_y, mean_x, mine.margin)
-    f_score, f_tgt = pick_candidates(fwd, fs, mine.candidate)
-    b_score, b_src = pick_candidates(bwd, bs, mine.candidate)
-    return f_score, f_tgt, b_score, b_src
-
-
 def stage_mine(cfg: RunConfig, src: Side, tgt: Side, fwd: Neighbours, bwd: Neighbours
                ) -> Alignment:
     """All selected pairs inside the threshold window, ids mapped back to global ids."""
-    f_score, f_tgt, b_score, b_src = score_candidates(fwd, bwd, cfg.mine)
-    mx = cfg.mine.max_score if cfg.mine.max_score is not None else np.inf
-    al = select_pairs(f_score, f_tgt, b_score, b_src, cfg.mine.retrieval,
-                      threshold=cfg.mine.threshold, max_score=mx, dedup=cfg.mine.dedup)
+    al = mine_neighbours(fwd, bwd, cfg.mine)
     al = Alignment(al.scores, src.inputs.kept[al.src], tgt.inputs.kept[al.tgt], al.direction)
     for side, ids in ((src, "src"), (tgt, "tgt")):
         if side.cfg.segment is not None and side.cfg.segment.overlap_windows:
