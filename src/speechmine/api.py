@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 
 from . import encoders
-from .config import MineConfig, _mine
+from .config import MineConfig
+from .config import validate as config_validate
 from .io.embeddings import l2_normalize
 from .knn import exact_knn_both
-from .margin import DIRECTION_NAMES, Alignment, mine_neighbours
+from .select import mine_neighbours
+from .types import DIRECTION_NAMES, Alignment
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def mine(src: Sequence[Any], tgt: Sequence[Any], encoder: str | encoders.Encoder
         raise ValueError("unify applies to the file pipeline; dedupe your lists before mine()")
     # the same validation as a YAML preset's `mine:` block (values, ranges, presets)
     block = {**({"preset": preset} if preset else {}), **settings}
-    cfg = _mine({"mine": block}, "speechmine.mine()", [])
+    cfg = config_validate.mine({"mine": block}, "speechmine.mine()", [])
     if len(src) == 0 or len(tgt) == 0:
         return []
 

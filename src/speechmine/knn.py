@@ -11,37 +11,18 @@ separate ``IndexFlatIP`` searches, and the tile size bounds memory whatever N an
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import faiss
 import numpy as np
+
+from .types import Neighbours
 
 log = logging.getLogger(__name__)
 
 #: Default tile edge (rows × columns of S computed at once): 4096² float32 = 64 MiB, twice
 #: (the tile and its transposed copy for the backward heaps).
 DEFAULT_TILE = 4096
-
-
-@dataclass(frozen=True)
-class Neighbours:
-    """kNN result of one direction.
-
-    sims: (n, k) float32, cosine similarities, each row sorted in decreasing order.
-    ids:  (n, k) int64, ids of the neighbours in the searched collection.
-    """
-
-    sims: np.ndarray
-    ids: np.ndarray
-
-    def __post_init__(self) -> None:
-        if self.sims.shape != self.ids.shape or self.sims.ndim != 2:
-            raise ValueError(f"sims {self.sims.shape} and ids {self.ids.shape} must be equal 2-D")
-
-    @property
-    def k(self) -> int:
-        return self.sims.shape[1]
 
 
 def clamp_k(k: int, size: int, what: str) -> int:

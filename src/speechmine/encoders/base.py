@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -44,9 +45,19 @@ class Encoder(abc.ABC):
     #: Option names a subclass reads from ``**options`` itself (besides its named
     #: parameters); the config layer accepts exactly these and reports the rest.
     OPTIONS: ClassVar[frozenset[str]] = frozenset()
-    #: Options that do not change results (speed, placement): left out of cache keys.
+    #: Options that cannot change the vectors beyond floating-point rounding (speed only):
+    #: left out of cache keys. ``device`` is not among them: it decides the effective dtype
+    #: and quantisation, which encoders that take it put into :meth:`identity`.
     TRANSIENT_OPTIONS: ClassVar[frozenset[str]] = frozenset(
-        {"batch_size", "threads", "device", "num_threads", "gpu"})
+        {"batch_size", "threads", "num_threads"})
+    #: Distributions on the encode path: their versions enter :meth:`identity`.
+    PACKAGES: ClassVar[tuple[str, ...]] = ("numpy",)
+    #: Does the output depend on ``lang``? Only then does the language enter the identity,
+    #: so that a language-blind model embeds a file once whichever side names it.
+    USES_LANG: ClassVar[bool] = False
+    #: Bump when a built-in encoder's code changes what it outputs (speechmine's own code
+    #: is identified by this, not by the package version).
+    VERSION: ClassVar[int] = 1
 
     def __init__(self, lang: str | None = None, batch_size: int = 64, **options: Any) -> None:
         if options:
@@ -73,11 +84,40 @@ class Encoder(abc.ABC):
         """Relative cost of one item (characters, samples); used to sort before batching."""
         return len(item)
 
+    # -- identity (known without loading the model) -------------------------------------
     @classmethod
-    def cache_salt(cls) -> str:
-        """Cheap identity of the model code/weights for cache keys, known without loading
-        the model (e.g. the version of the package that ships it). Default: none."""
-        return ""
+    def identity(cls, options: Mapping[str, Any], lang: str | None,
+                 verify: str = "content") -> dict[str, Any]:
+        """Everything that decides this encoder's vectors, as JSON-able data for cache keys.
+
+        Computed without loading the model: the class and its code (see
+        :func:`code_identity`), the versions of :attr:`PACKAGES`, ``lang`` when
+        :attr:`USES_LANG`, and the options minus :attr:`TRANSIENT_OPTIONS`, where an option
+        naming an existing file or directory is replaced by that file's identity (its bytes,
+        or with ``verify="stat"`` its path, size and mtime; see :mod:`speechmine.io.identity`).
+
+        This default is the documented hook for plug-in encoders and is safe as is for models
+        whose weights ship in a versioned package or sit in files named by options. Override
+        it (calling ``super().identity``) to add what the options do not show: weights found
+        through a model name, the effective dtype or quantisation on the device the model
+        will run on, a tokenizer. It must not load the model.
+        """
+        return {
+            "encoder": cls.name,
+            "code": code_identity(cls),
+            "packages": package_versions(cls.PACKAGES),
+            "lang": lang if cls.USES_LANG else None,
+            "options": option_identity(
+                {k: v for k, v in options.items() if k not in cls.TRANSIENT_OPTIONS}, verify),
+        }
+
+    @classmethod
+    def dim_of(cls, options: Mapping[str, Any], lang: str | None) -> int | None:
+        """The embedding width without loading the model, or None when only the model knows.
+
+        The pipeline uses it to check both sides share a space before embedding anything.
+        """
+        return None
 
     def fingerprint(self) -> dict[str, Any]:
         """What identifies this encoder's *results*: goes into cache keys and sidecars.
@@ -125,3 +165,98 @@ class Encoder(abc.ABC):
             if progress is not None:
                 progress.update(len(batch))
         return out
+
+
+# ---------------------------------------------------------------------------------------
+# identity helpers (also for plug-in encoders)
+
+
+def package_versions(names: Sequence[str]) -> dict[str, str]:
+    """``{distribution: version}`` (``"not installed"`` for a missing one)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def option_identity(value: Any, verify: str = "content") -> Any:
+    """Options as JSON-able data; strings naming existing files or folders become their
+    identity (so that new weights at the same path change it and a moved file does not)."""
+    from ..io.identity import file_identity
+
+    if isinstance(value, Mapping):
+        return {str(k): option_identity(v, verify) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [option_identity(v, verify) for v in value]
+    if isinstance(value, (str, os.PathLike)) and os.fspath(value) and \
+            os.path.exists(os.fspath(value)):
+        return {"file": file_identity(value, verify)}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise TypeError(f"encoder option value {value!r} ({type(value).__name__}) cannot enter a "
+                    "cache key: give plain values (str, number, bool, list, mapping)")
+
+
+def code_identity(cls: type) -> dict[str, Any]:
+    """What identifies an encoder class's code.
+
+    speechmine's own encoders: the class's ``VERSION``. A class from an installed
+    distribution: its name and version, plus the sha256 of the module's source when the
+    install is editable (the code can change without a version bump). A class with no
+    distribution (a script, a test): the sha256 of its module's source file.
+    """
+    import inspect
+
+    from ..io.identity import sha256_file
+
+    module = cls.__module__
+    top = module.split(".")[0]
+    qual = f"{module}.{cls.__qualname__}"
+    if top == "speechmine":
+        return {"class": qual, "version": getattr(cls, "VERSION", 1)}
+    out: dict[str, Any] = {"class": qual}
+    dist = _distribution_of(top)
+    editable = False
+    if dist is not None:
+        out["distribution"] = f"{dist.metadata['Name']}=={dist.version}"
+        editable = _is_editable(dist)
+    if dist is None or editable:
+        try:
+            source = inspect.getsourcefile(cls)
+        except TypeError:
+            source = None
+        if source is None or not os.path.isfile(source):
+            raise EncoderError(f"encoder class {qual} has no installed distribution and no "
+                               "source file: its code cannot be identified for the cache; "
+                               "install it as a package or override identity()")
+        out["source_sha256"] = sha256_file(source)
+    return out
+
+
+def _distribution_of(top_module: str) -> Any:
+    from importlib.metadata import distribution, packages_distributions
+
+    names = packages_distributions().get(top_module) or []
+    for name in names:
+        try:
+            return distribution(name)
+        except Exception:  # noqa: BLE001 - metadata of a broken install: treat as unknown
+            continue
+    return None
+
+
+def _is_editable(dist: Any) -> bool:
+    import json
+
+    try:
+        text = dist.read_text("direct_url.json")
+        return bool(text and json.loads(text).get("dir_info", {}).get("editable"))
+    except (OSError, ValueError):
+        return False

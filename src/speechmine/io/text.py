@@ -13,62 +13,15 @@ import logging
 import lzma
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 from omegaconf import OmegaConf
 
+from ..types import InputError, Reject, SideInputs
+
 log = logging.getLogger(__name__)
-
-
-class InputError(ValueError):
-    """Bad input data: the message names the file (and line where there is one)."""
-
-
-@dataclass
-class Reject:
-    """One input item left out, with why. Written to ``rejects.tsv``."""
-
-    side: str
-    file: str
-    line: int
-    reason: str
-
-
-@dataclass
-class SideInputs:
-    """What the inputs stage learnt about one side.
-
-    shards: shard files in id order; sizes: lines (or segments) per shard;
-    kept: (n_kept,) int64 global ids that are embedded and searched (not blank, not rejected,
-    first occurrence when unifying); first_of: for unified duplicates, global id → id of the
-    first occurrence (only for ids that are duplicates).
-    """
-
-    shards: list[str]
-    sizes: list[int]
-    kept: np.ndarray
-    metas: list[str] | None = None
-    rejects: list[Reject] = field(default_factory=list)
-    blank: int = 0
-    duplicates: int = 0
-
-    @property
-    def offsets(self) -> np.ndarray:
-        """(n_shards + 1,) first global id of each shard, then the total."""
-        return np.concatenate([[0], np.cumsum(self.sizes, dtype=np.int64)])
-
-    @property
-    def total(self) -> int:
-        return int(sum(self.sizes))
-
-    def locate(self, gid: int) -> tuple[str, int]:
-        """(shard file, 1-based line number) of a global id."""
-        offsets = self.offsets
-        s = int(np.searchsorted(offsets, gid, side="right") - 1)
-        return self.shards[s], int(gid - offsets[s] + 1)
 
 
 def shard_sort_key(path: str) -> tuple[int, str]:
@@ -76,6 +29,11 @@ def shard_sort_key(path: str) -> tuple[int, str]:
     name = Path(path).name
     m = re.search(r"\.(\d+)(?:\.[A-Za-z0-9]+)*$", name)
     return (int(m.group(1)) if m else -1, path)
+
+
+def glob_sorted(pattern: str, lang: str) -> list[str]:
+    """Files matching ``pattern`` with ``{lang}`` replaced, in shard-number order (stopes)."""
+    return sorted(glob.glob(pattern.replace("{lang}", lang)), key=shard_sort_key)
 
 
 def find_shards(lang: str, shard_dir: str | None, shard_list: object, shard_glob: str | None,
@@ -96,10 +54,10 @@ def find_shards(lang: str, shard_dir: str | None, shard_list: object, shard_glob
         else:
             shards = [str(s) for s in shard_list]  # type: ignore[union-attr]
     elif shard_glob:
-        pattern = shard_glob.replace("{lang}", lang)
-        shards = sorted(glob.glob(pattern), key=shard_sort_key)
+        shards = glob_sorted(shard_glob, lang)
         if not shards:
-            raise InputError(f"{where}.shard_glob: no file matches {pattern!r}")
+            raise InputError(f"{where}.shard_glob: no file matches "
+                             f"{shard_glob.replace('{lang}', lang)!r}")
     else:
         if not shard_dir:
             raise InputError(f"{where}: set data_shard_dir, shard_glob or shard_list")

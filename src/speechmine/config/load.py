@@ -1,0 +1,187 @@
+"""Loading: YAML (or a dict), ``key=value`` overrides, OmegaConf interpolation, and the
+stopes merge of ``lang_configs.<name>`` over the whole config per side, then validation.
+
+``${...}`` interpolation and ``???`` (must be given on the command line) come from OmegaConf.
+Only the keys speechmine reads are resolved, so a stopes preset with values nobody uses
+(``model_dir: ${demo_dir}/…``) loads as it does in stopes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import (InterpolationToMissingValueError, MissingMandatoryValue,
+                              OmegaConfBaseException)
+
+from . import validate
+from .model import RunConfig
+from .stopes import IGNORED_TOP
+from .validate import ConfigError, as_bool, as_str, err, suggest
+
+TOP_KEYS = {"src_lang", "tgt_lang", "output_dir", "embedding_dimensions", "mine_threshold",
+            "index_type", "existing_embedding_glob", "existing_index_path", "data",
+            "lang_configs", "embed_text", "embed_speech", "launcher", "mine", "index",
+            "mine_indexes", "calculate_distances", "fp16", "on_error", "progress", "lang",
+            "segment_audio", "work_dir", "cache"}
+
+
+def _variables(node: Any) -> set[str]:
+    """Names referenced as ``${name...}`` anywhere in the raw config (user variables)."""
+    text = OmegaConf.to_yaml(node, resolve=False) if isinstance(node, (DictConfig, ListConfig)) \
+        else str(node)
+    return set(re.findall(r"\$\{\s*([A-Za-z_][\w]*)", text))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                base: dict[str, Any] | None = None, check_files: bool = True) -> RunConfig:
+    """Load a preset YAML (or ``base`` dict), apply ``key=value`` overrides, validate.
+
+    Overrides use OmegaConf dot-list syntax (``mine.k=4``, ``demo_dir=/data``); a preset name
+    (``laser``/``stopes``) goes under ``mine.preset``.
+    """
+    source = str(path) if path else "<arguments>"
+    try:
+        cfg = OmegaConf.load(path) if path else OmegaConf.create(base or {})
+        if path and base:
+            cfg = OmegaConf.merge(OmegaConf.create(base), cfg)
+        for ov in overrides:
+            if "=" not in ov:
+                raise ConfigError(f"override {ov!r} is not key=value")
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([ov]))
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    return build_config(cfg, source, check_files=check_files)
+
+
+#: the side-level keys speechmine reads after merging lang_configs.<name> over the config
+SIDE_READ = ("data", "embed_text", "embed_speech", "existing_embedding_glob",
+             "existing_index_path", "index_type", "lang", "segment_audio")
+
+
+def _resolve_keys(node: DictConfig, keys: Any, source: str, need_out: list[str]
+                  ) -> tuple[dict[str, Any], bool]:
+    """Resolve only ``keys`` of ``node``: like stopes, a value nobody reads (``model_dir:
+    ${demo_dir}/…`` with no demo_dir) is never an error. A ``???`` that is read is: the name
+    of the value to give goes to ``need_out`` (reported together, once every side was looked
+    at). Returns the resolved keys and whether any was missing."""
+    out: dict[str, Any] = {}
+    gap = False
+    for key in keys:
+        if key not in node.keys():
+            continue
+        try:
+            value = OmegaConf.select(node, key, throw_on_missing=True)
+            out[key] = OmegaConf.to_container(value, resolve=True, throw_on_missing=True) \
+                if isinstance(value, (DictConfig, ListConfig)) else value
+        except (MissingMandatoryValue, InterpolationToMissingValueError) as exc:
+            found = re.findall(r"Missing mandatory value: ?([\w.]+)", str(exc))
+            root = found[-1] if found else key
+            gap = True
+            if root not in need_out:
+                need_out.append(root)
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"{source}: {key}: {str(exc).splitlines()[0]}") from None
+    return out, gap
+
+
+def _raise_missing(need: list[str], source: str) -> None:
+    raise ConfigError(f"{source}: value(s) required on the command line: "
+                      + ", ".join(f"{m}=..." for m in need))
+
+
+def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunConfig:
+    """Validate an OmegaConf tree into a :class:`RunConfig` (see module doc)."""
+    ignored: list[str] = []
+    variables = _variables(cfg)
+    # stopes resolves lang_configs against the merged config: merge before resolving so
+    # relative interpolations (${.data_shard_dir}) see the right parent
+    for key in ("src_lang", "tgt_lang", "output_dir"):
+        if key not in cfg.keys():  # `in cfg` is False for ??? values
+            raise ConfigError(f"{source}: missing required key {key!r}")
+    # stopes merges lang_configs.<name> over the whole config *before* resolving, so relative
+    # interpolations (${.data_shard_dir}) follow a language's own values: resolve the shared
+    # part alone here and each side after its merge (in validate.side)
+    shared = cfg.copy()
+    if "lang_configs" in shared.keys():
+        del shared["lang_configs"]
+    # side blocks are resolved per side, after their merge; index_type is read at both levels
+    read_top = [k for k in shared.keys()
+                if k in TOP_KEYS and (k not in SIDE_READ or k == "index_type")]
+    need: list[str] = []
+    raw, _ = _resolve_keys(shared, [k for k in read_top if k not in ("src_lang", "tgt_lang")],
+                           source, need)
+    names, missing_names = _resolve_keys(shared, ["src_lang", "tgt_lang"], source, need)
+    if missing_names:
+        _raise_missing(need, source)
+    raw.update(names)
+    for key in shared.keys():
+        if key in TOP_KEYS:
+            continue
+        if key in IGNORED_TOP:
+            ignored.append(f"{key} ({IGNORED_TOP[key]})")
+        elif key not in variables:
+            raise err(key, "unknown key" + suggest(key, TOP_KEYS | set(IGNORED_TOP)), source)
+        else:  # a user variable: recorded in the resolved config when it resolves
+            try:
+                value, gap = _resolve_keys(shared, [key], source, [])
+            except ConfigError:
+                continue  # unresolvable and unread by speechmine: stopes would not mind
+            if not gap:
+                raw.update(value)
+
+    src_lang, tgt_lang = as_str(raw, "src_lang", source), as_str(raw, "tgt_lang", source)
+    if src_lang == tgt_lang:
+        raise err("tgt_lang", f"src_lang and tgt_lang are both {src_lang!r}; for mining "
+                  "inside one language, use two lang_configs entries (e.g. en and enA)", source)
+    lang_configs = cfg.get("lang_configs") or OmegaConf.create({})
+    if not isinstance(lang_configs, DictConfig):
+        raise err("lang_configs", "must be a mapping of name → settings", source)
+    emb_dim = raw.get("embedding_dimensions")
+    if emb_dim is not None and (not isinstance(emb_dim, int) or emb_dim <= 0):
+        raise err("embedding_dimensions", f"must be a positive integer, got {emb_dim!r}", source)
+    fp16 = as_bool(raw, "fp16", False, source)
+    sides = []
+    notes: list[str] = []
+    resolved_entries: dict[str, Any] = {}
+    for name in (src_lang, tgt_lang):
+        entry = lang_configs.get(name) or OmegaConf.create({})
+        if not isinstance(entry, DictConfig):
+            raise err(f"lang_configs.{name}", "must be a mapping", source)
+        merged, side_missing = _resolve_keys(OmegaConf.merge(shared, entry), SIDE_READ, source,
+                                             need)
+        if side_missing:
+            continue  # reported below, with every other missing value
+        sides.append(validate.side(name, merged, list(entry.keys()), source, ignored,
+                                   check_files, notes))
+        resolved_entries[name] = merged
+    if need:
+        _raise_missing(need, source)
+    mine = validate.mine(raw, source, ignored)
+    index = validate.index(raw, source, ignored)
+    launcher = validate.launcher(raw, source, ignored)
+    cache = validate.cache(raw, source)
+    on_error = raw.get("on_error")
+    if on_error not in ("fail", "skip", None):
+        raise err("on_error", f"must be 'fail' or 'skip', got {on_error!r}", source)
+    out = raw["output_dir"]
+    if not isinstance(out, str) or not out:
+        raise err("output_dir", "must be a path", source)
+    return RunConfig(src_lang=src_lang, tgt_lang=tgt_lang, output_dir=out, src=sides[0],
+                     tgt=sides[1], mine=mine, index=index, launcher=launcher, cache=cache,
+                     embedding_dimensions=emb_dim, fp16=fp16, on_error=on_error,
+                     progress=as_bool(raw, "progress", True, source), source_file=source,
+                     work_dir=as_str(raw, "work_dir", source, optional=True),
+                     ignored=tuple(sorted(set(ignored))), notes=tuple(notes),
+                     raw={**raw, "lang_configs": resolved_entries})
+
+
+def resolved_yaml(cfg: RunConfig) -> str:
+    """The fully resolved config as YAML (written to the output dir by every run)."""
+    return OmegaConf.to_yaml(OmegaConf.create(cfg.raw), sort_keys=False)

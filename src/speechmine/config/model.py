@@ -1,0 +1,246 @@
+"""The typed configuration of a run: frozen dataclasses, mining presets, transient marks.
+
+Every field that cannot change the bytes of any stage output is marked *transient* where it
+is declared (``metadata={"transient": why}``); :func:`result_view` drops those fields, and the
+stage contract (:mod:`speechmine.pipeline.stage`) builds every cache key from that view, so
+changing a transient field reuses everything and changing any other field redoes the stages
+that read it and everything downstream. Encoder options have their own transient list
+(:attr:`speechmine.encoders.Encoder.TRANSIENT_OPTIONS`).
+
+Fields whose effect goes through the files they find (``data_shard_dir``, ``shard_glob`` …)
+are not transient: the files they select enter the keys by content, so two spellings that find
+the same files share the work, and a spelling that finds other files does not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def transient(default: Any = dataclasses.MISSING, *, why: str, **kwargs: Any) -> Any:
+    """A dataclass field that cannot change any output byte (left out of cache keys)."""
+    if default is dataclasses.MISSING:
+        return field(metadata={"transient": why}, **kwargs)
+    return field(default=default, metadata={"transient": why}, **kwargs)
+
+
+def is_transient(f: dataclasses.Field[Any]) -> bool:
+    return "transient" in f.metadata
+
+
+def result_view(value: Any) -> Any:
+    """``value`` with transient dataclass fields removed, as JSON-able builtins.
+
+    Dataclasses become dicts of their non-transient fields (recursively); tuples become
+    lists; dict keys must be strings. Anything else that is not a JSON scalar is an error,
+    so an object's repr (with its memory address) can never slip into a key.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: result_view(getattr(value, f.name))
+                for f in dataclasses.fields(value) if not is_transient(f)}
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"config mapping key {k!r} is not a string")
+            out[k] = result_view(v)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [result_view(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise TypeError(f"config value {value!r} is not a finite number")
+        return value
+    raise TypeError(f"config value {value!r} of type {type(value).__name__} cannot enter a "
+                    "cache key")
+
+
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where a side's shards are (stopes ``data`` block)."""
+
+    data_version: str = transient("v1", why="stopes bookkeeping: names runs, read by nothing")
+    iteration: int = transient(1, why="stopes bookkeeping: names runs, read by nothing")
+    #: the next six select files; the files they find enter keys by content
+    data_shard_dir: str | None = None
+    shard_type: str = "text"
+    bname: str = "data"
+    shard_list: Any = None
+    shard_glob: str | None = None
+    meta_glob: str | None = None
+    nl_file_template: str | None = "{lang}.nl"
+    #: speech manifests: ``samples`` (stopes, 16 kHz) or ``seconds``
+    manifest_units: str = "samples"
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """An encoder: registry key and the options passed to its constructor.
+
+    Which options are transient is the encoder class's business (``TRANSIENT_OPTIONS``);
+    its :meth:`~speechmine.encoders.Encoder.identity` is what enters keys.
+    """
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Silero VAD segmentation of raw audio shards (``segment_audio`` block); seconds."""
+
+    min_dur: float = 0.5
+    max_dur: float = 20.0
+    pad: float = 0.2
+    merge_gap: float = 0.3
+    threshold: float = 0.5
+    #: add SeamlessAlign-style overlapping windows of consecutive regions (clean-up after
+    #: mining keeps the best pair of overlapping segments)
+    overlap_windows: bool = False
+    window_min: float = 1.0
+    window_max: float = 20.0
+
+
+@dataclass(frozen=True)
+class SideConfig:
+    """One side of the mining (source or target), after merging its ``lang_configs`` entry."""
+
+    name: str  # the lang_configs key (``fr``, ``frA``): replaces {lang}; names outputs
+    lang: str  # the language code given to the encoder (in keys when the encoder uses it)
+    data: DataConfig
+    encoder: EncoderConfig
+    existing_embedding_glob: str | None = None
+    existing_index_path: str | None = None
+    index_type: str | None = None
+    segment: SegmentConfig | None = None
+
+    @property
+    def modality(self) -> str:
+        return "speech" if self.data.shard_type == "speech" else "text"
+
+
+@dataclass(frozen=True)
+class MineConfig:
+    """Margin mining settings; ``preset`` names a tool whose choices to reproduce."""
+
+    # defaults chosen on the bundled dev set (docs/tuning.md): LASER's rule, with the
+    # threshold that maximised F1 for the default encoder
+    k: int = 4
+    k_mean: int | None = None
+    margin: str = "ratio"
+    margin_norm: str = "mean"  # "mean" of the k, or "last" (k-th neighbour), as stopes
+    candidate: str = "best"
+    retrieval: str = "max"
+    threshold: float = 1.1
+    max_score: float | None = None
+    dedup: bool = True
+    unify: bool = False
+
+
+#: Named presets that reproduce each tool's mining rule exactly.
+MINE_PRESETS: dict[str, dict[str, Any]] = {
+    # LASER source/mining/mine.py: k=4 both ways, ratio margin, best of the k, greedy 1:1
+    "laser": dict(k=4, k_mean=None, margin="ratio", margin_norm="mean", candidate="best",
+                  retrieval="max", dedup=True),
+    # stopes mine_indexes/base.yaml: knn_dist=16, mean margin, k_extract=1, both directions
+    # concatenated without dedup
+    "stopes": dict(k=16, k_mean=None, margin="ratio", margin_norm="mean", candidate="nearest",
+                   retrieval="union", dedup=False),
+}
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Index choice: exact below ``exact_max_size`` rows, else IVF-PQ chosen by size."""
+
+    type: str = "auto"
+    exact_max_size: int = 200_000
+    nprobe: int = 128
+    train_sample_size: int = 200_000
+    seed: int = 1234
+    #: exact search tile edge: not transient, the tile decides which of equal similarities
+    #: a FAISS heap keeps first
+    tile: int = 4096
+
+
+@dataclass(frozen=True)
+class LauncherConfig:
+    """Where jobs run; never changes what they compute."""
+
+    cluster: str = transient("local", why="where jobs run, not what they compute")
+    partition: str | None = transient(None, why="cluster resource")
+    timeout_min: int = transient(720, why="cluster resource")
+    log_dir: str | None = transient(None, why="where job logs go")
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """How a rerun decides what it may reuse.
+
+    ``verify: content`` (default) identifies every input file by a streamed sha256 of its
+    bytes; ``stat`` by path, size and mtime (for huge corpora on slow disks: an edit that
+    keeps size and mtime, e.g. ``cp -p``, then goes unnoticed). Not transient: switching
+    changes how every input is named, so it redoes the work.
+    """
+
+    verify: str = "content"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The whole run, validated."""
+
+    src_lang: str  # output file names
+    tgt_lang: str
+    output_dir: str = field(metadata={"transient": "where outputs go, not what they hold"})
+    src: SideConfig
+    tgt: SideConfig
+    mine: MineConfig = MineConfig()
+    index: IndexConfig = IndexConfig()
+    launcher: LauncherConfig = LauncherConfig()
+    cache: CacheConfig = CacheConfig()
+    embedding_dimensions: int | None = None
+    fp16: bool = False  # store embeddings as float16
+    #: bad input: "fail" (error naming file and line) or "skip" (rejects.tsv); None = the
+    #: modality's default: text fails, speech skips (a bad segment in a large audio
+    #: collection is routine; --strict makes it fatal)
+    on_error: str | None = None
+    progress: bool = transient(True, why="progress bars only")
+    #: stage outputs (embeddings, indexes, kNN); default ``<output_dir>/work``. Runs that
+    #: share it share every stage whose key matches (e.g. one speech side mined twice).
+    work_dir: str | None = transient(None, why="where stage outputs go, not what they hold")
+    source_file: str = transient("<arguments>", why="bookkeeping (messages)")
+    ignored: tuple[str, ...] = transient((), why="bookkeeping (the log)")
+    #: choices speechmine made for the user (logged at the start of a run)
+    notes: tuple[str, ...] = transient((), why="bookkeeping (the log)")
+    raw: dict[str, Any] = transient(why="the resolved YAML written to config.yaml",
+                                    default_factory=dict, compare=False, repr=False)
+
+    def on_error_for(self, side: SideConfig) -> str:
+        """The bad-input policy of one side (see :attr:`on_error`)."""
+        return self.on_error or ("skip" if side.modality == "speech" else "fail")
+
+    def side(self, role: str) -> SideConfig:
+        return self.src if role == "src" else self.tgt
+
+    def threshold_tag(self) -> str:
+        """The ``TH-<threshold>`` part of output names (stopes convention)."""
+        return f"TH-{self.mine.threshold:g}"
+
+    def output_prefix(self) -> Path:
+        return Path(self.output_dir) / f"{self.src_lang}-{self.tgt_lang}.{self.threshold_tag()}"
+
+    @property
+    def work_path(self) -> Path:
+        """Where stage outputs live (``work_dir``, default ``<output_dir>/work``)."""
+        return Path(self.work_dir) if self.work_dir else Path(self.output_dir) / "work"

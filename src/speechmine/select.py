@@ -1,0 +1,113 @@
+"""Pair selection: per-query candidates of both directions → mined pairs (no I/O).
+
+Retrieval combines the two directions: ``fwd``, ``bwd``, ``union``, ``intersect`` or ``max``
+(greedy 1:1 over the score-sorted union, LASER's default). Every ordering here is total —
+(-score, src, tgt) — so results never depend on FAISS's order among ties.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from .margin import score_candidates
+from .types import BOTH, BWD, FWD, Alignment, Neighbours
+
+Retrieval = Literal["fwd", "bwd", "union", "intersect", "max"]
+RETRIEVALS: tuple[str, ...] = ("fwd", "bwd", "union", "intersect", "max")
+
+
+def _sorted(al: Alignment) -> Alignment:
+    order = np.lexsort((al.tgt, al.src, -al.scores))
+    return al.take(order)
+
+
+def _merge_directions(fwd: Alignment, bwd: Alignment) -> Alignment:
+    """Concatenate both directions; a pair proposed by both keeps one row marked BOTH."""
+    both = Alignment.concat(fwd, bwd)
+    if len(both) == 0:
+        return both
+    # group rows by pair (best score first inside a group) and keep one row per pair
+    order = np.lexsort((-both.scores, both.tgt, both.src))
+    s, t = both.src[order], both.tgt[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (s[1:] != s[:-1]) | (t[1:] != t[:-1])
+    group = np.cumsum(first) - 1
+    dirs = both.direction[order]
+    seen_fwd = np.zeros(group[-1] + 1, dtype=bool)
+    seen_bwd = np.zeros(group[-1] + 1, dtype=bool)
+    np.logical_or.at(seen_fwd, group, dirs == FWD)
+    np.logical_or.at(seen_bwd, group, dirs == BWD)
+    keep = order[first]
+    direction = np.where(seen_fwd & seen_bwd, BOTH, both.direction[keep]).astype(np.int8)
+    return _sorted(Alignment(both.scores[keep], both.src[keep], both.tgt[keep], direction))
+
+
+def _greedy_one_to_one(al: Alignment) -> Alignment:
+    """Walk pairs by decreasing score; keep a pair only if neither side is used yet (LASER)."""
+    used_src: set[int] = set()
+    used_tgt: set[int] = set()
+    keep = []
+    for i, (s, t) in enumerate(zip(al.src.tolist(), al.tgt.tolist())):
+        if s not in used_src and t not in used_tgt:
+            used_src.add(s)
+            used_tgt.add(t)
+            keep.append(i)
+    return al.take(np.asarray(keep, dtype=np.int64))
+
+
+def select_pairs(
+    fwd_score: np.ndarray, fwd_tgt: np.ndarray, bwd_score: np.ndarray, bwd_src: np.ndarray,
+    retrieval: Retrieval, threshold: float = -np.inf, max_score: float = np.inf,
+    dedup: bool = True,
+) -> Alignment:
+    """Combine per-query candidates of both directions into mined pairs.
+
+    Args:
+        fwd_score, fwd_tgt: (n,) best candidate score and target id of each source row.
+        bwd_score, bwd_src: (m,) best candidate score and source id of each target row.
+        retrieval: how the two directions combine (see module doc).
+        threshold, max_score: keep pairs with ``threshold <= score <= max_score``.
+        dedup: with ``union``, a pair found in both directions is written once (stopes writes
+            it twice; its preset sets ``dedup=False``).
+
+    Returns:
+        :class:`Alignment` sorted by (-score, src, tgt).
+    """
+    if retrieval not in RETRIEVALS:
+        raise ValueError(f"unknown retrieval {retrieval!r}; choose one of {RETRIEVALS}")
+    n, m = len(fwd_score), len(bwd_score)
+    fwd = Alignment(fwd_score.astype(np.float32), np.arange(n, dtype=np.int64),
+                    fwd_tgt.astype(np.int64), np.full(n, FWD, np.int8))
+    bwd = Alignment(bwd_score.astype(np.float32), bwd_src.astype(np.int64),
+                    np.arange(m, dtype=np.int64), np.full(m, BWD, np.int8))
+    # drop empty candidates (an approximate index that returned nothing)
+    fwd = fwd.take(np.flatnonzero((fwd.tgt >= 0) & np.isfinite(fwd.scores)))
+    bwd = bwd.take(np.flatnonzero((bwd.src >= 0) & np.isfinite(bwd.scores)))
+
+    if retrieval == "fwd":
+        al = _sorted(fwd)
+    elif retrieval == "bwd":
+        al = _sorted(bwd)
+    elif retrieval == "union" and not dedup:
+        al = _sorted(Alignment.concat(fwd, bwd))
+    else:
+        merged = _merge_directions(fwd, bwd)
+        if retrieval == "intersect":
+            al = merged.take(np.flatnonzero(merged.direction == BOTH))
+        elif retrieval == "max":
+            al = _greedy_one_to_one(merged)
+        else:
+            al = merged
+    inside = (al.scores >= threshold) & (al.scores <= max_score)
+    return al.take(np.flatnonzero(inside))
+
+
+def mine_neighbours(fwd: Neighbours, bwd: Neighbours, mine: Any) -> Alignment:
+    """Margin-score both directions and select pairs with a ``MineConfig`` (ids as in the
+    neighbour lists). The one place the pipeline, the in-memory API and the benchmark mine."""
+    f_score, f_tgt, b_score, b_src = score_candidates(fwd, bwd, mine)
+    mx = mine.max_score if mine.max_score is not None else np.inf
+    return select_pairs(f_score, f_tgt, b_score, b_src, mine.retrieval, threshold=mine.threshold,
+                        max_score=mx, dedup=mine.dedup)
