@@ -59,7 +59,7 @@ def part(kind: str, n: int, d: int, k: int) -> dict[str, float]:
         from speechmine.io.atomic import write_npz
         from speechmine.config import MineConfig
         from speechmine.knn import exact_knn_both
-        from speechmine.margin import mine_neighbours
+        from speechmine.select import mine_neighbours
 
         fwd, bwd = exact_knn_both(x, y, k, k)
         al = mine_neighbours(fwd, bwd, MineConfig(k=k))

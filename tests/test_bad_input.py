@@ -21,9 +21,9 @@ import yaml
 from speechmine.config import load_config
 from speechmine.encoders.toy import _WORDS, ToyEncoder
 from speechmine.io.embeddings import EmbeddingFileError
-from speechmine.io.text import InputError
+from speechmine.types import InputError
 from speechmine.pipeline import run
-from speechmine.pipeline.cache import OutputLock, RunLockedError
+from speechmine.pipeline.lock import DirLock, RunLockedError
 
 EN, FR = _WORDS["en"].split(), _WORDS["fr"].split()
 _NUMS = [(a, b) for a in range(1, 21) for b in range(a + 1, 21)]
@@ -429,7 +429,7 @@ def test_locked_output_dir(tmp_path: Path) -> None:
     c = Corpus(tmp_path / "data", en, fr)
     out = tmp_path / "out"
     cfg = make_config(tmp_path, c.dir, out)
-    with OutputLock(out):
+    with DirLock(out):
         with pytest.raises(RunLockedError) as exc:
             run(cfg)
         msg = str(exc.value)

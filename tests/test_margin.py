@@ -12,7 +12,9 @@ import oracle
 from speechmine.api import mine_embeddings
 from speechmine.config import MINE_PRESETS, MineConfig
 from speechmine.knn import Neighbours
-from speechmine.margin import DIRECTION_NAMES, score_candidates, select_pairs
+from speechmine.margin import score_candidates
+from speechmine.select import select_pairs
+from speechmine.types import DIRECTION_NAMES
 
 
 def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

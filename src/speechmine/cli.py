@@ -29,8 +29,8 @@ class _FriendlyErrors(click.Group):
         from .config import ConfigError
         from .encoders import EncoderError
         from .io.embeddings import EmbeddingFileError
-        from .io.text import InputError
-        from .pipeline.cache import RunLockedError
+        from .types import InputError
+        from .pipeline.lock import RunLockedError
 
         try:
             return super().invoke(ctx)

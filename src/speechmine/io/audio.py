@@ -121,6 +121,26 @@ def _mono_16k(sr: int, frames: int, blocks: Iterator[np.ndarray]) -> np.ndarray:
     return np.clip(wave, -1.0, 1.0, out=wave)
 
 
+#: libsndfile's "System error": the operating system failed a read, not the data
+_SF_ERR_SYSTEM = 2
+
+
+def _soundfile_data_error(exc: BaseException) -> bool:
+    """Is a soundfile exception about the file's content (not the system, not a bug)?"""
+    import soundfile as sf
+
+    if isinstance(exc, sf.LibsndfileError):
+        return exc.code != _SF_ERR_SYSTEM
+    return isinstance(exc, sf.SoundFileRuntimeError)
+
+
+def _av_data_error(exc: BaseException) -> bool:
+    """Is a PyAV exception about the file's content? (its OSError kinds are the system's)"""
+    import av
+
+    return isinstance(exc, av.error.FFmpegError) and not isinstance(exc, (OSError, MemoryError))
+
+
 def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
     """Decode a whole audio file to mono 16 kHz.
 
@@ -129,14 +149,21 @@ def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
 
     Raises:
         FileNotFoundError: no such file.
-        AudioDecodeError: the file cannot be decoded by soundfile nor by PyAV (if installed).
+        AudioDecodeError: the data cannot be decoded by soundfile nor by PyAV (if installed):
+            bad data, which a pipeline may skip into its rejects.
+        OSError and anything else: the system or the code failed (a read error on a network
+            filesystem, a permission, a bug): not the data's fault, so never a reject.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(path)
+    with open(path, "rb") as fh:  # permission and I/O errors surface here, as OSError
+        fh.read(1)
     try:
         return _mono_16k(*_blocks_soundfile(path))
-    except Exception as sf_exc:  # libsndfile raises LibsndfileError/RuntimeError/TypeError
+    except Exception as sf_exc:
+        if not _soundfile_data_error(sf_exc):
+            raise
         try:
             wave = _mono_16k(*_blocks_av(path))
         except ImportError:
@@ -144,6 +171,8 @@ def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
                 f"{sf_exc} (install the optional 'av' package to decode more formats)"
             ) from sf_exc
         except Exception as av_exc:
+            if not _av_data_error(av_exc) and not isinstance(av_exc, AudioDecodeError):
+                raise
             raise AudioDecodeError(f"soundfile: {sf_exc}; PyAV: {av_exc}") from av_exc
         log.debug("decoded %s with PyAV (soundfile: %s)", path, sf_exc)
         return wave
@@ -152,20 +181,25 @@ def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
 class AudioCache:
     """Least-recently-used cache of decoded files, bounded by the total samples it holds.
 
-    Each file is decoded once while it stays in the cache; failures are remembered too, so a
-    corrupt file referenced by a thousand segments is tried once. The returned arrays are
-    read-only (callers get views of shared buffers; copy before writing). One cache per
-    worker process: it is not thread-safe.
+    Entries are keyed by the file's path *and* identity (:mod:`speechmine.io.identity`,
+    ``verify`` as the run's ``cache.verify``), so a file replaced under the same name is
+    decoded again, whatever its size and mtime. Each file is decoded once while it stays in
+    the cache; data failures (missing file, undecodable content) are remembered too, so a
+    corrupt file referenced by a thousand segments is tried once; system errors are not
+    remembered (a retry may succeed). The returned arrays are read-only (callers get views
+    of shared buffers; copy before writing). One cache per worker process: not thread-safe.
 
     Args:
         max_samples: bound on the cached waveforms, in samples at 16 kHz (default one hour,
             ~230 MB). A single file larger than the bound is returned but not kept.
+        verify: ``content`` (sha256 of the bytes) or ``stat`` (path, size, mtime).
     """
 
-    def __init__(self, max_samples: int = 3600 * SAMPLE_RATE) -> None:
+    def __init__(self, max_samples: int = 3600 * SAMPLE_RATE, verify: str = "content") -> None:
         self.max_samples = int(max_samples)
-        self._waves: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._errors: OrderedDict[str, Exception] = OrderedDict()
+        self.verify = verify
+        self._waves: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._errors: OrderedDict[tuple[str, str], Exception] = OrderedDict()
         self._held = 0
         self.decodes = 0  # number of files decoded (hits do not count): for tests and stats
 
@@ -176,7 +210,12 @@ class AudioCache:
 
     def get(self, path: str | os.PathLike[str]) -> np.ndarray:
         """The whole file: read-only ``(n_samples,)`` float32 at 16 kHz (:func:`load_audio`)."""
-        key = os.path.abspath(os.fspath(path))
+        import json
+
+        from .identity import file_identity
+
+        where = os.path.abspath(os.fspath(path))
+        key = (where, json.dumps(file_identity(where, self.verify), sort_keys=True))
         wave = self._waves.get(key)
         if wave is not None:
             self._waves.move_to_end(key)
@@ -185,8 +224,8 @@ class AudioCache:
             raise self._errors[key]
         self.decodes += 1
         try:
-            wave = load_audio(key)
-        except (OSError, AudioDecodeError) as exc:
+            wave = load_audio(where)
+        except (FileNotFoundError, AudioDecodeError) as exc:
             self._errors[key] = exc
             if len(self._errors) > 10_000:  # errors are tiny, but keep the bound honest
                 self._errors.popitem(last=False)
@@ -227,7 +266,9 @@ def load_segments(
     16 kHz, a view into the cached file) and ``(index, reason)`` for a rejected one, ``index``
     being the position in ``segments``. Reasons: empty segment (start >= end), too short or
     too long (``min_duration``/``max_duration``, seconds), audio file not found, unreadable
-    audio, end past the end of the file (strict; the reason says by how much).
+    audio, end past the end of the file (strict; the reason says by how much). These are
+    the data's faults; any other error (an ``OSError`` such as EIO or EACCES, a bug) is
+    raised, so that a job fails and is retried instead of silently dropping speech.
 
     With ``group_by_file`` (default) segments are visited file by file, in order of each
     file's first appearance and input order within a file, so every file is decoded once
@@ -248,7 +289,7 @@ def load_segments(
                 wave = cache.get(seg.path)
             except FileNotFoundError:
                 reason = f"audio file not found: {seg.path}"
-            except (OSError, AudioDecodeError) as exc:
+            except AudioDecodeError as exc:  # bad data; system errors propagate (see above)
                 reason = f"unreadable audio: {exc}"
             else:
                 if seg.end > len(wave):

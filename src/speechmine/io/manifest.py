@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from ..types import SAMPLE_RATE, AudioSegment, seconds_to_samples
+from .atomic import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,26 @@ def parse_line(
                         lineno=lineno)
 
 
+def manifest_audio_paths(path: str | os.PathLike[str]) -> list[str]:
+    """Every distinct audio file a manifest names, resolved, sorted; malformed lines too.
+
+    Reads the first field of every non-blank line (even where the rest of the line does not
+    parse, and after such lines), so that a cache key built from these files covers all the
+    audio the manifest can ever point to. Missing files are included.
+    """
+    source = os.fspath(path)
+    base_dir = os.path.dirname(os.path.abspath(source))
+    from .text import iter_raw_lines
+
+    paths: set[str] = set()
+    for raw in iter_raw_lines(source):
+        line = os.fsdecode(raw)  # undecodable bytes map back to the file system's names
+        fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
+        if fields and fields[0]:
+            paths.add(os.path.normpath(os.path.join(base_dir, fields[0])))
+    return sorted(paths)
+
+
 def iter_manifest(path: str | os.PathLike[str], units: Units = "samples") -> Iterator[AudioSegment]:
     """Yield the segments of one manifest shard lazily (see :func:`read_manifest`)."""
     if units not in ("samples", "seconds"):
@@ -156,8 +177,9 @@ def write_manifest(
     """Write segments as a tab-separated stopes manifest, atomically.
 
     Tabs (rather than spaces) keep paths with spaces readable by :func:`read_manifest`.
-    The file is written to a temporary sibling and moved into place with :func:`os.replace`,
-    so a reader never sees half a manifest and a crash leaves any previous file intact.
+    The file is written through :func:`speechmine.io.atomic.atomic_open` (temporary sibling,
+    fsync, rename), so a reader never sees half a manifest and a crash leaves any previous
+    file intact.
 
     Args:
         path: output file (``.gz`` writes gzip).
@@ -178,15 +200,9 @@ def write_manifest(
     for i, seg in enumerate(segs):
         audio = os.path.relpath(os.path.abspath(seg.path), base_dir) if relative else seg.path
         lines.append(format_line(audio, seg.start, seg.end, batch_no[i] if batch_no else 0))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with _open_text(tmp, "w", gz=out.name.endswith(".gz")) as fh:
-            fh.writelines(line + "\n" for line in lines)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # speechmine's one atomic writer: its temporaries are the ones a later run cleans up
+    with atomic_open(out, gz=out.name.endswith(".gz")) as fh:
+        fh.writelines(line + "\n" for line in lines)
     log.debug("wrote %d segments (%.1f s of audio) to %s", len(segs),
               sum(s.end - s.start for s in segs) / SAMPLE_RATE, out)
     return out

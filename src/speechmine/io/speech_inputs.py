@@ -19,44 +19,39 @@ from typing import Any
 
 import numpy as np
 
-from ..types import AudioSegment, samples_to_seconds
-from .text import InputError, Reject, SideInputs, iter_raw_lines
+from ..types import AudioSegment, InputError, samples_to_seconds
+from .text import ShardScan, iter_raw_lines
 
 log = logging.getLogger(__name__)
 
 
-def scan_speech_side(role: str, side_cfg: Any, shards: list[str], on_error: str,
-                     progress: bool = True) -> SideInputs:
-    """Count manifest lines, parse every segment line; kept = syntactically valid lines."""
-    from tqdm.auto import tqdm
+def scan_manifest(shard: str, units: str, on_error: str) -> ShardScan:
+    """One pass over a manifest: count lines, parse every segment line (syntax only).
 
+    rows: the 0-based lines that parse; a malformed line is a reject, or with ``on_error !=
+    "skip"`` an :class:`InputError` naming manifest and line.
+    """
     from .manifest import ManifestError, parse_line
 
-    units = side_cfg.data.manifest_units
-    kept: list[int] = []
-    rejects: list[Reject] = []
-    sizes: list[int] = []
-    blank = 0
-    gid = 0
-    for shard in tqdm(shards, desc=f"scan {role}", unit="manifest", disable=not progress):
-        n = 0
-        base = _base_dir(shard)
-        for n, raw in enumerate(iter_raw_lines(shard), start=1):
-            line = raw.decode("utf-8", errors="replace")
-            if not line.strip():
-                blank += 1
-            else:
-                try:
-                    parse_line(line, base_dir=base, units=units, source=shard, lineno=n)
-                    kept.append(gid)
-                except ManifestError as exc:
-                    if on_error != "skip":
-                        raise InputError(str(exc)) from None
-                    rejects.append(Reject(role, shard, n, str(exc).split(": ", 1)[-1]))
-            gid += 1
-        sizes.append(n)
-    return SideInputs(shards=shards, sizes=sizes, kept=np.asarray(kept, dtype=np.int64),
-                      rejects=rejects, blank=blank)
+    rows: list[int] = []
+    rejects: list[tuple[int, str]] = []
+    blank = n = 0
+    base = _base_dir(shard)
+    for n, raw in enumerate(iter_raw_lines(shard), start=1):
+        line = raw.decode("utf-8", errors="replace")
+        if not line.strip():
+            blank += 1
+            continue
+        try:
+            parse_line(line, base_dir=base, units=units, source=shard, lineno=n)
+        except ManifestError as exc:
+            if on_error != "skip":
+                raise InputError(str(exc)) from None
+            rejects.append((n, str(exc).split(": ", 1)[-1]))
+            continue
+        rows.append(n - 1)
+    return ShardScan(rows=np.asarray(rows, dtype=np.int64), size=n, blank=blank,
+                     rejects=rejects)
 
 
 def _base_dir(manifest: str) -> str:
@@ -79,31 +74,34 @@ def segments_of(shard: str, rows: np.ndarray, units: str) -> list[AudioSegment]:
     return out
 
 
-_CACHE: Any = None
+_CACHES: dict[str, Any] = {}
 
 
-def _worker_cache() -> Any:
-    """One bounded decoded-audio cache per worker process, shared by its shard jobs."""
-    global _CACHE
-    if _CACHE is None:
+def _worker_cache(verify: str) -> Any:
+    """One bounded decoded-audio cache per worker process (and identity mode), shared by its
+    shard jobs; entries are keyed by file identity, so a replaced file is decoded again."""
+    if verify not in _CACHES:
         from .audio import AudioCache
 
-        _CACHE = AudioCache()
-    return _CACHE
+        _CACHES[verify] = AudioCache(verify=verify)
+    return _CACHES[verify]
 
 
 def iter_valid_waveforms(shard: str, rows: np.ndarray, units: str, encoder: Any, chunk: int,
-                         on_error: str) -> Iterator[tuple[np.ndarray, list[np.ndarray],
-                                                          list[tuple[int, str]]]]:
+                         on_error: str, verify: str = "content"
+                         ) -> Iterator[tuple[np.ndarray, list[np.ndarray],
+                                         list[tuple[int, str]]]]:
     """Yield ``(rows_ok, waveforms, rejects)`` per chunk of ``chunk`` rows, in row order.
 
     ``rows_ok``: the line numbers whose waveform is embedded; ``rejects``: (line number,
     reason) of the others. With ``on_error != "skip"`` the first reject raises
-    :class:`InputError` naming the manifest and line.
+    :class:`InputError` naming the manifest and line. Only the data's faults are rejects: a
+    system error while reading audio (``OSError``) or any unexpected exception propagates, so
+    the job fails, nothing is marked done, and a rerun retries it.
     """
     from .audio import load_segments
 
-    cache = _worker_cache()
+    cache = _worker_cache(verify)
     segs = segments_of(shard, rows, units)
     for c0 in range(0, len(segs), chunk):
         part = segs[c0 : c0 + chunk]

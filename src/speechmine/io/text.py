@@ -13,6 +13,7 @@ import logging
 import lzma
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -83,14 +84,32 @@ def find_shards(lang: str, shard_dir: str | None, shard_list: object, shard_glob
 
 
 def read_nl_file(path: Path) -> list[int] | None:
-    """Per-shard line counts from a stopes ``.nl`` file, or None when absent or malformed."""
+    """Per-shard line counts from a stopes ``.nl`` file (one integer per line), or None when
+    there is no such file. A malformed file is an :class:`InputError` naming it."""
     if not path.is_file():
         return None
-    try:
-        return [int(x) for x in path.read_text().split()]
-    except ValueError:
-        log.warning("ignoring %s: not one integer per line", path)
-        return None
+    counts = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace")
+                                  .splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            counts.append(int(line))
+        except ValueError:
+            raise InputError(f"{path}:{lineno}: not a line count: {line!r} (a stopes .nl file "
+                             "holds one integer per shard)") from None
+    return counts
+
+
+def check_nl_counts(path: Path, counts: list[int], shards: list[str], sizes: list[int]) -> None:
+    """A ``.nl`` file must give one count per shard, each equal to the shard's lines."""
+    if len(counts) != len(shards):
+        raise InputError(f"{path}: {len(counts)} line counts for {len(shards)} shards (one "
+                         "integer per shard, in shard order); fix or delete the file")
+    for k, (want, got, shard) in enumerate(zip(counts, sizes, shards), start=1):
+        if want != got:
+            raise InputError(f"{path}:{k}: says {want} lines but shard {shard} has {got}; fix "
+                             "or delete the file")
 
 
 def open_binary(path: str | Path) -> IO[bytes]:
@@ -117,56 +136,54 @@ def count_lines(path: str | Path) -> int:
     return sum(1 for _ in iter_raw_lines(path))
 
 
-def scan_text_side(side: str, shards: list[str], metas: list[str] | None, nl_counts: list[int] | None,
-                   on_error: str, unify: bool, progress: bool = True) -> SideInputs:
-    """One pass over a text side: count lines, find blank / invalid lines, unify duplicates.
+@dataclass
+class ShardScan:
+    """What one pass over a shard (text or manifest) found.
+
+    rows: (r,) int64 0-based line numbers to embed (not blank, not rejected); size: lines in
+    the shard; blank: blank lines; rejects: (1-based line, reason); hashes: (r,) ``S16``
+    blake2b of each kept row's stripped text (only when asked, for unifying duplicates).
+    """
+
+    rows: np.ndarray
+    size: int
+    blank: int = 0
+    rejects: list[tuple[int, str]] = field(default_factory=list)
+    hashes: np.ndarray | None = None
+
+
+def scan_text_shard(shard: str, on_error: str, hashes: bool = False) -> ShardScan:
+    """One pass over a text shard: count lines, find blank and invalid ones.
 
     Invalid UTF-8 raises :class:`InputError` naming file and line, unless ``on_error ==
-    "skip"``, where the line becomes a :class:`Reject`. Costs one read of every shard.
+    "skip"``, where the line becomes a reject. Costs one read of the shard.
     """
-    from tqdm.auto import tqdm
-
-    kept: list[int] = []
-    rejects: list[Reject] = []
-    sizes: list[int] = []
-    blank = duplicates = 0
-    seen: dict[bytes, int] = {}
-    gid = 0
-    for shard in tqdm(shards, desc=f"scan {side}", unit="shard", disable=not progress):
-        n = 0
-        for n, raw in enumerate(iter_raw_lines(shard), start=1):
-            try:
-                decoded = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                reason = f"invalid UTF-8 at byte {exc.start}"
-                if on_error != "skip":
-                    raise InputError(f"{shard}:{n}: {reason} (use --on-error skip to put such "
-                                     "lines in rejects.tsv and go on)") from None
-                rejects.append(Reject(side, shard, n, reason))
-                gid += 1
-                continue
-            if not decoded.strip():
-                blank += 1
-            elif unify:
-                h = hashlib.blake2b(decoded.strip().encode(), digest_size=16).digest()
-                if h in seen:
-                    duplicates += 1
-                else:
-                    seen[h] = gid
-                    kept.append(gid)
-            else:
-                kept.append(gid)
-            gid += 1
-        sizes.append(n)
-        if n == 0:
-            log.warning("%s: empty shard", shard)
-    if nl_counts is not None and nl_counts != sizes:
-        log.warning("side %s: line counts in the .nl file %s differ from the shards %s; "
-                    "using the counted values", side, nl_counts, sizes)
-    if metas is not None:
-        check_meta_counts(shards, sizes, metas)
-    return SideInputs(shards=shards, sizes=sizes, kept=np.asarray(kept, dtype=np.int64),
-                      metas=metas, rejects=rejects, blank=blank, duplicates=duplicates)
+    rows: list[int] = []
+    digests: list[bytes] = []
+    rejects: list[tuple[int, str]] = []
+    blank = n = 0
+    for n, raw in enumerate(iter_raw_lines(shard), start=1):
+        try:
+            decoded = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            reason = f"invalid UTF-8 at byte {exc.start}"
+            if on_error != "skip":
+                raise InputError(f"{shard}:{n}: {reason} (use --on-error skip to put such "
+                                 "lines in rejects.tsv and go on)") from None
+            rejects.append((n, reason))
+            continue
+        text = decoded.strip()
+        if not text:
+            blank += 1
+            continue
+        rows.append(n - 1)
+        if hashes:
+            digests.append(hashlib.blake2b(text.encode(), digest_size=16).digest())
+    if n == 0:
+        log.warning("%s: empty shard", shard)
+    return ShardScan(rows=np.asarray(rows, dtype=np.int64), size=n, blank=blank,
+                     rejects=rejects,
+                     hashes=np.asarray(digests, dtype="S16") if hashes else None)
 
 
 def check_meta_counts(shards: list[str], sizes: list[int], metas: list[str]) -> None:

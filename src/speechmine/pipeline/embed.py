@@ -1,14 +1,20 @@
-"""Embedding stage: one job per shard, each writing one ``.npy`` (+ sidecar) atomically.
+"""Embed: one stage per shard, each writing ``emb.npy`` (+ ``emb.npy.json`` sidecar).
 
-A job embeds only the shard's *kept* rows (not blank, not rejected, first occurrences when
+A job embeds only the shard's kept rows (not blank, not rejected, first occurrences when
 unifying) and L2-normalises them, so every later stage works on a compact matrix whose row
-``i`` is the ``i``-th kept id of the side. Jobs are plain module-level functions over a
-dataclass, so any executor (in-process or SLURM) can run them.
+``i`` is the ``i``-th kept id of the shard. The key holds the encoder's identity (weights,
+code and package versions, effective dtype/quantisation: known without loading the model),
+the shard's scan (its content) and, for speech, the identity of every audio file the
+manifest names; never the side or the run, so the same shard under the same encoder is
+embedded once, whoever asks. Jobs are plain module-level functions over a dataclass, so any
+executor (in-process or SLURM) can run them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,52 +23,115 @@ from typing import Any
 import numpy as np
 
 from .. import encoders
-from ..io.embeddings import NpyStreamWriter, l2_normalize, load_embeddings, read_sidecar
+from ..config import RunConfig, SideConfig
+from ..io.embeddings import (EmbeddingFileError, NpyStreamWriter, l2_normalize, load_embeddings,
+                             read_sidecar)
 from ..io.text import iter_raw_lines
+from .stage import Stage, kill_point, run_stage
 
 log = logging.getLogger(__name__)
 
+EMBED_VERSION = 1
+EMB = "emb.npy"
 #: rows embedded and written per chunk (bounds memory whatever the shard size)
 CHUNK_ROWS = 4096
+#: encoders kept loaded per process: a run alternates between at most two (one per side)
+MAX_LOADED_ENCODERS = 2
 
-_ENCODERS: dict[str, encoders.Encoder] = {}
+_ENCODERS: OrderedDict[str, encoders.Encoder] = OrderedDict()
+_IDENTITIES: dict[str, dict[str, Any]] = {}
+
+
+def encoder_identity(side_cfg: SideConfig, verify: str) -> dict[str, Any]:
+    """The side's encoder identity (memoised per process; no model is loaded)."""
+    enc = side_cfg.encoder
+    memo = json.dumps([enc.name, enc.options, side_cfg.lang, verify], sort_keys=True,
+                      default=repr)
+    if memo not in _IDENTITIES:
+        _IDENTITIES[memo] = encoders.resolve(enc.name).identity(enc.options, side_cfg.lang,
+                                                                verify)
+    return _IDENTITIES[memo]
+
+
+def embed_stage(cfg: RunConfig, side_cfg: SideConfig, index: int, scan: Stage, inputs: Stage,
+                existing: str | None, audio: list[str]) -> Stage:
+    """The embedding of shard ``index`` of a side (see module doc for what is in the key).
+
+    ``existing``: an embedding file imported instead of encoding; ``audio``: the files a
+    manifest names (speech; they decide the vectors as much as the manifest does).
+    """
+    config: dict[str, Any] = {"modality": side_cfg.modality, "fp16": cfg.fp16}
+    files: list[str] = []
+    if existing:
+        config.update(source="import", embedding_dimensions=cfg.embedding_dimensions)
+        files = [existing]
+    else:
+        config.update(source="encode", encoder=encoder_identity(side_cfg, cfg.cache.verify))
+        files = list(audio)
+    if side_cfg.modality == "speech":
+        config.update(manifest_units=side_cfg.data.manifest_units,
+                      on_error=cfg.on_error_for(side_cfg))
+    if inputs.config["unify"]:
+        # which rows of this shard are first occurrences depends on the shards before it
+        config["shard_index"] = index
+        upstream = [inputs.key]
+    else:
+        upstream = [scan.key]
+    return Stage("embed", EMBED_VERSION, config=config, inputs=files, upstream=upstream,
+                 verify=cfg.cache.verify, packages=("numpy",))
 
 
 @dataclass
 class EmbedJob:
-    """Embed the kept rows of one shard.
+    """Embed the kept rows of one shard into ``stage``'s folder under ``work``.
 
-    rows: (r,) int64 line numbers (0-based, within the shard) to embed, sorted.
-    source: ``"encode"`` (run the encoder over the shard) or ``"import"`` (take the rows from
-    an existing embedding file ``existing``).
+    rows_file: ``.npy`` of row ids: 0-based lines of the shard, or global ids when
+    ``rows_range`` gives the shard's ``[first, end)`` global ids. source: ``"encode"`` (run
+    the encoder over the shard) or ``"import"`` (take the rows from ``existing``).
     """
 
+    stage: Stage
+    work: str
     shard: str
-    rows: np.ndarray
-    out: str
+    rows_file: str
+    rows_range: tuple[int, int] | None
     encoder: str
     encoder_options: dict[str, Any]
     lang: str
     modality: str
     fp16: bool
-    meta: dict[str, Any] = field(default_factory=dict)
     source: str = "encode"
     existing: str | None = None
     existing_dim: int | None = None
-    existing_dtype: str | None = None
     shard_rows: int | None = None
-    progress: bool = True
     manifest_units: str = "samples"
     on_error: str = "fail"
+    verify: str = "content"
+    progress: bool = True
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def rows(self) -> np.ndarray:
+        """(r,) int64 sorted 0-based lines of the shard to embed."""
+        ids = np.load(self.rows_file).astype(np.int64)
+        if self.rows_range is None:
+            return ids
+        lo, hi = self.rows_range
+        return ids[(ids >= lo) & (ids < hi)] - lo
 
 
 def get_encoder(name: str, lang: str, options: dict[str, Any]) -> encoders.Encoder:
-    """Build an encoder once per process (models are expensive to load)."""
-    key = repr((name, lang, sorted(options.items())))
-    if key not in _ENCODERS:
-        log.info("loading encoder %s (lang %s)", name, lang)
-        _ENCODERS[key] = encoders.create(name, lang=lang, **options)
-    return _ENCODERS[key]
+    """Build an encoder, keeping the last :data:`MAX_LOADED_ENCODERS` loaded in this process
+    (models are expensive to load, and a run alternates between at most two)."""
+    key = json.dumps([name, lang, options], sort_keys=True, default=repr)
+    if key in _ENCODERS:
+        _ENCODERS.move_to_end(key)
+        return _ENCODERS[key]
+    log.info("loading encoder %s (lang %s)", name, lang)
+    enc = encoders.create(name, lang=lang, **options)
+    _ENCODERS[key] = enc
+    while len(_ENCODERS) > MAX_LOADED_ENCODERS:
+        _ENCODERS.popitem(last=False)
+    return enc
 
 
 def _text_chunks(shard: str, rows: np.ndarray) -> Iterator[list[str]]:
@@ -82,41 +151,72 @@ def _text_chunks(shard: str, rows: np.ndarray) -> Iterator[list[str]]:
         yield chunk
 
 
-def run_embed_job(job: EmbedJob) -> str:
-    """Write ``job.out`` (``(len(rows), dim)`` normalised embeddings) and return its path."""
+def load_embedding(folder: Path) -> str:
+    """The path of a finished embedding, after checking it against its sidecar."""
+    path = folder / EMB
+    sc = read_sidecar(path)
+    arr = load_embeddings(path)
+    if not sc or arr.shape != (int(sc["rows"]), int(sc["dim"])):
+        raise EmbeddingFileError(f"{path}: shape {arr.shape} disagrees with its sidecar {sc}")
+    return str(path)
+
+
+def run_embed_job(job: EmbedJob) -> tuple[str, bool]:
+    """Embed one shard unless done; returns (``emb.npy`` path, computed now)."""
+
+    def compute(folder: Path) -> None:
+        _compute(job, folder / EMB)
+
+    return run_stage(job.stage, Path(job.work), compute, load_embedding)
+
+
+def _compute(job: EmbedJob, out: Path) -> None:
     from tqdm.auto import tqdm
 
-    out = Path(job.out)
-    if out.exists():
-        return str(out)
+    rows = job.rows()
     dtype = "float16" if job.fp16 else "float32"
-    bar = tqdm(total=len(job.rows), desc=f"embed {Path(job.shard).name}", unit="row",
+    bar = tqdm(total=len(rows), desc=f"embed {Path(job.shard).name}", unit="row",
                disable=not job.progress, leave=False)
     with bar:
         if job.source == "import":
-            src = load_embeddings(job.existing, dim=job.existing_dim, dtype=job.existing_dtype,
+            assert job.existing is not None
+            src = load_embeddings(job.existing, dim=job.existing_dim, dtype=dtype,
                                   rows=job.shard_rows)
-            meta = {**job.meta, "imported_from": job.existing,
-                    "rows_embedded": job.rows.tolist(), "rejects": []}
-            with NpyStreamWriter(out, len(job.rows), src.shape[1], dtype, meta) as w:
-                for i0 in range(0, len(job.rows), CHUNK_ROWS):
-                    w.write(l2_normalize(src[job.rows[i0 : i0 + CHUNK_ROWS]]))
-                    bar.update(min(CHUNK_ROWS, len(job.rows) - i0))
-            return str(out)
+            meta = {**job.meta, "imported_from": job.existing, "rows_embedded": rows.tolist(),
+                    "rejects": []}
+            with NpyStreamWriter(out, len(rows), src.shape[1], dtype, meta) as w:
+                for i0 in range(0, len(rows), CHUNK_ROWS):
+                    w.write(l2_normalize(src[rows[i0: i0 + CHUNK_ROWS]]))
+                    bar.update(min(CHUNK_ROWS, len(rows) - i0))
+            return
+        _check_identity(job)
         enc = get_encoder(job.encoder, job.lang, job.encoder_options)
-        meta = {**job.meta, "encoder": enc.fingerprint(), "normalized": True}
+        meta = {**job.meta, "encoder": enc.fingerprint(), "normalized": True,
+                "rows_embedded": rows.tolist(), "rejects": []}
         if job.modality == "text":
-            with NpyStreamWriter(out, len(job.rows), enc.dim, dtype, meta) as w:
-                for chunk in _text_chunks(job.shard, job.rows):
+            with NpyStreamWriter(out, len(rows), enc.dim, dtype, meta) as w:
+                for chunk in _text_chunks(job.shard, rows):
                     w.write(l2_normalize(enc.encode(chunk)))
                     bar.update(len(chunk))
+                    kill_point("embed")
         else:
-            _embed_speech(job, enc, out, dtype, meta, bar)
-    return str(out)
+            _embed_speech(job, rows, enc, out, dtype, meta, bar)
 
 
-def _embed_speech(job: EmbedJob, enc: encoders.Encoder, out: Path, dtype: str,
-                  meta: dict[str, Any], bar: Any) -> None:
+def _check_identity(job: EmbedJob) -> None:
+    """The encoder this process would run must be the one the key was computed for (a job on
+    another machine may see other weights, another device, other package versions)."""
+    here = encoders.resolve(job.encoder).identity(job.encoder_options, job.lang, job.verify)
+    planned = job.stage.config.get("encoder")
+    if json.dumps(here, sort_keys=True) != json.dumps(planned, sort_keys=True):
+        raise encoders.EncoderError(
+            f"encoder {job.encoder!r} here differs from the one this run was planned with "
+            f"(weights, device, dtype or package versions changed); planned {planned}, "
+            f"here {here}")
+
+
+def _embed_speech(job: EmbedJob, rows: np.ndarray, enc: encoders.Encoder, out: Path,
+                  dtype: str, meta: dict[str, Any], bar: Any) -> None:
     """Decode, validate and embed a manifest's segments; the sidecar lists what was kept.
 
     Sidecar keys: ``rows_embedded`` (0-based manifest lines, in order) and ``rejects``
@@ -128,13 +228,15 @@ def _embed_speech(job: EmbedJob, enc: encoders.Encoder, out: Path, dtype: str,
     rejects: list[tuple[int, str]] = []
     w = NpyStreamWriter(out, None, enc.dim, dtype, meta)
     try:
-        for ok_rows, waves, bad in iter_valid_waveforms(job.shard, job.rows, job.manifest_units,
-                                                        enc, CHUNK_ROWS, job.on_error):
+        for ok_rows, waves, bad in iter_valid_waveforms(job.shard, rows, job.manifest_units,
+                                                        enc, CHUNK_ROWS, job.on_error,
+                                                        job.verify):
             if waves:
                 w.write(l2_normalize(enc.encode(waves)))
             kept.extend(ok_rows.tolist())
             rejects.extend(bad)
             bar.update(len(ok_rows) + len(bad))
+            kill_point("embed")
     except BaseException:
         w.abort()
         raise

@@ -1,26 +1,56 @@
-"""Output files, with stopes' names and columns.
+"""Outputs: stopes' files, written as one consistent set.
+
+The ``outputs`` stage writes, under its key (like every stage):
 
 * ``<src>-<tgt>.TH-<t>.bitext.tsv.gz``: ``score\\tsrc\\ttgt`` sorted by decreasing score
   (speech sides show the raw manifest line);
 * ``….bimeta.tsv.gz``: ``score\\tsrc_meta\\ttgt_meta\\tdirection`` (meta lines when a
   ``meta_glob`` is given, else ``file:line``; speech: ``file start_s end_s``);
 * ``….align.npz``: ``scores`` float32, ``src_ids``/``tgt_ids`` int64 (global ids),
-  ``direction`` int8 (0 src2tgt, 1 tgt2src, 2 both).
+  ``direction`` int8 (0 src2tgt, 1 tgt2src, 2 both);
+* ``rejects.tsv``: ``side\\tfile\\tline\\treason``.
 
-Tabs and newlines inside a sentence become spaces so that every row has its columns.
-Files are gzip with mtime 0: the same pairs give the same bytes.
+:func:`publish` then puts them into ``output_dir`` as a set: the files (and ``config.yaml``)
+are assembled in a temporary folder inside ``output_dir``, the old ``run.json`` is removed,
+the files are renamed in, and ``run.json`` is written last: it is the completion mark, and a
+folder without it holds no finished run (a rerun completes it). Tabs and newlines inside a
+sentence become spaces so that every row has its columns; gzip with mtime 0: the same pairs
+give the same bytes.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..io.atomic import atomic_open, write_npz
-from ..io.text import Reject, read_lines_by_id
-from ..margin import DIRECTION_NAMES, Alignment
-from .stages import Side
+from ..config import RunConfig
+from ..io.atomic import atomic_open, fsync_dir, tmp_name, write_json, write_npz
+from ..io.text import read_lines_by_id
+from ..types import DIRECTION_NAMES, Alignment, Reject
+from .side import Side
+from .stage import Stage, kill_point, run_stage
+
+OUTPUTS_VERSION = 1
+RUN_JSON = "run.json"
+
+
+def outputs_stage(cfg: RunConfig, src: Side, tgt: Side, select: Stage) -> Stage:
+    """The output files: the pairs, the sides' texts and metas (their paths are written in
+    bimeta), the rejects, and the file names (languages, threshold)."""
+    speech_embeds = [e.key for s in (src, tgt) if s.cfg.modality == "speech" for e in s.embed]
+    return Stage("outputs", OUTPUTS_VERSION,
+                 config={"prefix": f"{cfg.src_lang}-{cfg.tgt_lang}.{cfg.threshold_tag()}",
+                         "shards": [list(src.shards), list(tgt.shards)],
+                         "metas": [src.metas, tgt.metas],
+                         "units": [src.cfg.data.manifest_units, tgt.cfg.data.manifest_units]},
+                 # speech rejects are found while embedding: the embed keys carry them
+                 upstream=[select.key, src.inputs_stage.key, tgt.inputs_stage.key]
+                 + speech_embeds, packages=("numpy",))
 
 
 def _clean(s: str) -> str:
@@ -44,21 +74,19 @@ def side_columns(side: Side, ids: np.ndarray) -> tuple[dict[int, str], dict[int,
     return texts, metas
 
 
-def write_outputs(prefix: Path, al: Alignment, src: Side, tgt: Side) -> dict[str, str]:
-    """Write bitext, bimeta and align files for ``al``; returns their paths."""
+def write_pairs(folder: Path, prefix: str, al: Alignment, src: Side, tgt: Side) -> None:
+    """bitext, bimeta and align files of ``al`` into ``folder``."""
     s_text, s_meta = side_columns(src, al.src)
     t_text, t_meta = side_columns(tgt, al.tgt)
-    paths = {"bitext": f"{prefix}.bitext.tsv.gz", "bimeta": f"{prefix}.bimeta.tsv.gz",
-             "align": f"{prefix}.align.npz"}
-    with atomic_open(paths["bitext"], gz=True) as bt, atomic_open(paths["bimeta"], gz=True) as bm:
+    with atomic_open(folder / f"{prefix}.bitext.tsv.gz", gz=True) as bt, \
+            atomic_open(folder / f"{prefix}.bimeta.tsv.gz", gz=True) as bm:
         for score, s, t, d in zip(al.scores.tolist(), al.src.tolist(), al.tgt.tolist(),
                                   al.direction.tolist()):
             sc = f"{score:.6f}"
             bt.write(f"{sc}\t{_clean(s_text[s])}\t{_clean(t_text[t])}\n")
             bm.write(f"{sc}\t{_clean(s_meta[s])}\t{_clean(t_meta[t])}\t{DIRECTION_NAMES[d]}\n")
-    write_npz(paths["align"], scores=al.scores, src_ids=al.src, tgt_ids=al.tgt,
+    write_npz(folder / f"{prefix}.align.npz", scores=al.scores, src_ids=al.src, tgt_ids=al.tgt,
               direction=al.direction)
-    return paths
 
 
 def write_rejects(path: Path, rejects: list[Reject]) -> None:
@@ -67,3 +95,68 @@ def write_rejects(path: Path, rejects: list[Reject]) -> None:
         fh.write("side\tfile\tline\treason\n")
         for r in rejects:
             fh.write(f"{r.side}\t{r.file}\t{r.line}\t{_clean(r.reason)}\n")
+
+
+def run_outputs(stage: Stage, work: Path, al: Alignment, src: Side, tgt: Side
+                ) -> dict[str, Path]:
+    """The output files in the stage's folder: ``{kind: path}``."""
+    prefix = str(stage.config["prefix"])
+    names = {"bitext": f"{prefix}.bitext.tsv.gz", "bimeta": f"{prefix}.bimeta.tsv.gz",
+             "align": f"{prefix}.align.npz", "rejects": "rejects.tsv"}
+
+    def compute(folder: Path) -> None:
+        write_pairs(folder, prefix, al, src, tgt)
+        write_rejects(folder / names["rejects"], src.inputs.rejects + tgt.inputs.rejects)
+
+    def load(folder: Path) -> dict[str, Path]:
+        return {kind: folder / name for kind, name in names.items()}
+
+    files, _ = run_stage(stage, work, compute, load)
+    return files
+
+
+def publish(out_dir: Path, files: dict[str, Path], config_yaml: str,
+            run_info: dict[str, Any]) -> dict[str, str]:
+    """Put a run's files into ``out_dir`` as one set, ``run.json`` last (see module doc).
+
+    Returns ``{kind: final path}`` including ``config`` and ``run``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = tmp_name(out_dir / "publish")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        final: dict[str, str] = {}
+        for kind, src in files.items():
+            dst = staging / src.name
+            try:  # a hard link costs nothing; another filesystem gets a copy
+                os.link(src, dst)
+            except OSError:
+                shutil.copyfile(src, dst)
+            final[kind] = str(out_dir / src.name)
+        with atomic_open(staging / "config.yaml") as fh:
+            fh.write(config_yaml)
+        final["config"] = str(out_dir / "config.yaml")
+        final["run"] = str(out_dir / RUN_JSON)
+        fsync_dir(staging)
+        # from here until run.json is written, the folder holds no finished run
+        (out_dir / RUN_JSON).unlink(missing_ok=True)
+        fsync_dir(out_dir)
+        for n, path in enumerate(sorted(staging.iterdir())):
+            os.replace(path, out_dir / path.name)
+            if n == 0:
+                kill_point("outputs")
+        fsync_dir(out_dir)
+        write_json(out_dir / RUN_JSON, {**run_info, "outputs": final})
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def read_run_json(out_dir: Path) -> dict[str, Any] | None:
+    """The finished run in ``out_dir`` (None when the folder holds no finished run)."""
+    try:
+        return json.loads((out_dir / RUN_JSON).read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,319 @@
+"""Wire the stages: inputs → embed → (index) → knn → select → outputs, resumable.
+
+:func:`plan` derives every stage's key from the config and the input files before anything
+runs; :func:`run` locks the output (and work) directory, then runs each stage through the
+stage contract (:mod:`.stage`): a stage whose output is on disk and complete is loaded, any
+other is computed, so a rerun after a crash or kill redoes only what is missing and ends with
+the same bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import RunConfig, resolved_yaml
+from ..config.validate import check_factory
+from ..io.atomic import clean_stale_tmp
+from ..io.embeddings import EmbeddingFileError, load_embeddings, read_sidecar
+from ..io.text import glob_sorted
+from ..types import Alignment, InputError, Reject
+from .embed import EmbedJob, embed_stage, embedding_dim, run_embed_job
+from .index import index_stage
+from .inputs import MANIFEST, discover, inputs_stage, scan_side, scan_stage, segment_stage
+from .knn import knn_stage, run_knn
+from .lock import RunLocks
+from .outputs import outputs_stage, publish, run_outputs
+from .select import run_select, select_stage
+from .side import Side
+from .stage import Stage
+
+log = logging.getLogger(__name__)
+
+__all__ = ["run", "plan", "Plan", "RunResult"]
+
+
+@dataclass
+class Plan:
+    """Every stage of a run with its key, known before anything runs."""
+
+    cfg: RunConfig
+    work: Path
+    src: Side
+    tgt: Side
+    knn: Stage
+    select: Stage
+    outputs: Stage
+
+    def stages(self) -> dict[str, Stage]:
+        """``{label: stage}`` for every stage (labels like ``src.embed.0``), in data-flow
+        order."""
+        out: dict[str, Stage] = {}
+        for side in (self.src, self.tgt):
+            for kind in ("segment", "scan", "embed"):
+                for i, st in enumerate(getattr(side, kind)):
+                    out[f"{side.role}.{kind}.{i}"] = st
+            out[f"{side.role}.inputs"] = side.inputs_stage
+            out[f"{side.role}.index"] = side.index
+        out.update(knn=self.knn, select=self.select, outputs=self.outputs)
+        return out
+
+    def keys(self) -> dict[str, str]:
+        return {label: st.key for label, st in self.stages().items()}
+
+
+@dataclass
+class RunResult:
+    """What a run produced: output paths, the pairs, per-stage counts and timings."""
+
+    outputs: dict[str, str]
+    alignment: Alignment
+    sides: dict[str, Side]
+    counts: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    threshold: float = 0.0
+
+
+def _existing_embeddings(side_cfg: Any, n_shards: int) -> list[str] | None:
+    g = side_cfg.existing_embedding_glob
+    if not g:
+        return None
+    files = glob_sorted(g, side_cfg.name)
+    if len(files) != n_shards:
+        raise InputError(f"lang_configs.{side_cfg.name}.existing_embedding_glob: {len(files)} "
+                         f"files match {g!r}, expected one per shard ({n_shards})")
+    return files
+
+
+def _audio_of(side_cfg: Any, shard: str, source_audio: str | None) -> list[str]:
+    """The audio files a speech shard's embeddings depend on."""
+    if side_cfg.modality != "speech":
+        return []
+    if source_audio is not None:  # a manifest the segment stage writes from this file
+        return [source_audio]
+    from ..io.manifest import manifest_audio_paths
+
+    return manifest_audio_paths(shard)
+
+
+def plan_side(cfg: RunConfig, role: str, work: Path) -> Side:
+    """A side's files and stages (keys derived, nothing run)."""
+    side_cfg = cfg.side(role)
+    found, metas, nl_file = discover(side_cfg)
+    segments: list[Stage] = []
+    sources: list[str | None] = [None] * len(found)
+    if side_cfg.segment is not None:
+        segments = [segment_stage(cfg, side_cfg, a) for a in found]
+        shards = [str(st.path(work) / MANIFEST) for st in segments]
+        sources = list(found)
+    else:
+        shards = found
+    scans = [scan_stage(cfg, side_cfg, shard, segments[i] if segments else None)
+             for i, shard in enumerate(shards)]
+    inputs = inputs_stage(cfg, side_cfg, scans, metas, nl_file)
+    existing = _existing_embeddings(side_cfg, len(shards))
+    embeds = [embed_stage(cfg, side_cfg, i, scans[i], inputs, existing[i] if existing else None,
+                          [] if existing else _audio_of(side_cfg, shard, sources[i]))
+              for i, shard in enumerate(shards)]
+    return Side(role=role, cfg=side_cfg, shards=shards, metas=metas, nl_file=nl_file,
+                segment=segments, scan=scans, inputs_stage=inputs, embed=embeds,
+                index=index_stage(cfg, side_cfg, embeds))
+
+
+def plan(cfg: RunConfig) -> Plan:
+    """Every stage and its key (reads the input files to identify them; runs nothing)."""
+    work = cfg.work_path
+    src, tgt = plan_side(cfg, "src", work), plan_side(cfg, "tgt", work)
+    knn = knn_stage(cfg, src, tgt)
+    select = select_stage(cfg, src, tgt, knn)
+    return Plan(cfg, work, src, tgt, knn, select, outputs_stage(cfg, src, tgt, select))
+
+
+# ------------------------------------------------------------------------------ embed
+
+
+def _jobs(cfg: RunConfig, side: Side, work: Path) -> list[EmbedJob]:
+    existing = _existing_embeddings(side.cfg, len(side.shards))
+    offsets = side.inputs.offsets
+    jobs = []
+    for s, (stage, shard) in enumerate(zip(side.embed, side.shards)):
+        if "shard_index" in stage.config:  # unified: rows are the side's first occurrences
+            rows_file = str(side.inputs_stage.path(work) / "kept.npy")
+            rows_range: tuple[int, int] | None = (int(offsets[s]), int(offsets[s + 1]))
+        else:
+            rows_file, rows_range = str(side.scan[s].path(work) / "rows.npy"), None
+        enc = side.cfg.encoder
+        jobs.append(EmbedJob(
+            stage=stage, work=str(work), shard=shard, rows_file=rows_file,
+            rows_range=rows_range, encoder=enc.name, encoder_options=dict(enc.options),
+            lang=side.cfg.lang, modality=side.cfg.modality, fp16=cfg.fp16,
+            source="import" if existing else "encode",
+            existing=existing[s] if existing else None,
+            existing_dim=cfg.embedding_dimensions, shard_rows=side.inputs.sizes[s],
+            manifest_units=side.cfg.data.manifest_units, on_error=cfg.on_error_for(side.cfg),
+            verify=cfg.cache.verify, progress=cfg.progress,
+            meta={"shard": shard, "lang": side.cfg.lang}))
+    return jobs
+
+
+def _expected_dim(cfg: RunConfig, side: Side, work: Path) -> int | None:
+    """A side's embedding width without embedding anything (or loading a model): from a
+    finished shard, an imported file's header, or the encoder's ``dim_of``."""
+    from .. import encoders
+
+    for stage in side.embed:
+        if stage.done(work):
+            return embedding_dim(stage.path(work) / "emb.npy")
+    existing = _existing_embeddings(side.cfg, len(side.shards))
+    if existing:
+        return int(load_embeddings(existing[0], dim=cfg.embedding_dimensions,
+                                   dtype="float16" if cfg.fp16 else "float32").shape[1])
+    enc = side.cfg.encoder
+    return encoders.resolve(enc.name).dim_of(enc.options, side.cfg.lang)
+
+
+def _check_dims(cfg: RunConfig, src: Side, tgt: Side, ds: int | None, dt: int | None) -> None:
+    """Both sides in one space, and every index type buildable at that width."""
+    if ds is not None and dt is not None and ds != dt:
+        raise EmbeddingFileError(
+            f"the two sides live in different spaces: {src.cfg.name} has {ds}-d embeddings "
+            f"({src.cfg.encoder.name}), {tgt.cfg.name} has {dt}-d ({tgt.cfg.encoder.name}); "
+            "use encoders of one embedding space")
+    dim = ds or dt
+    if dim is None:
+        return
+    check_factory(cfg.index.type, "index_type", cfg.source_file, dim)
+    for side in (src, tgt):
+        if side.cfg.index_type:
+            check_factory(side.cfg.index_type, f"lang_configs.{side.cfg.name}.index_type",
+                          cfg.source_file, dim)
+
+
+def embed_sides(cfg: RunConfig, src: Side, tgt: Side, work: Path, executor: Any) -> None:
+    """Embed every missing shard of both sides, each distinct key once."""
+    _check_dims(cfg, src, tgt, _expected_dim(cfg, src, work), _expected_dim(cfg, tgt, work))
+    futures: dict[str, tuple[Side, Any]] = {}
+    for side in (src, tgt):
+        for job in _jobs(cfg, side, work):
+            if job.stage.key not in futures:  # the same shard and encoder on both sides
+                futures[job.stage.key] = (side, executor.submit(run_embed_job, job))
+    results = {key: (side, fut.result()) for key, (side, fut) in futures.items()}
+    for side in (src, tgt):
+        side.emb_files = [results[st.key][1][0] for st in side.embed]
+        side.embedded_now = sum(1 for key, (owner, (_, now)) in results.items()
+                                if owner is side and now)
+        if side.cfg.modality == "speech":
+            _fold_speech_rejects(side)
+    dims = {side.role: {embedding_dim(f) for f in side.emb_files} for side in (src, tgt)}
+    for side in (src, tgt):
+        if len(dims[side.role]) > 1:
+            raise EmbeddingFileError(f"side {side.cfg.name}: shards of different dimensions "
+                                     f"{sorted(dims[side.role])}")
+    _check_dims(cfg, src, tgt, *(next(iter(dims[r]), None) for r in ("src", "tgt")))
+
+
+def _fold_speech_rejects(side: Side) -> None:
+    """Speech segments rejected while decoding leave the kept ids and join the rejects."""
+    kept, seen = [], {(r.file, r.line) for r in side.inputs.rejects}
+    offsets = side.inputs.offsets
+    for s, f in enumerate(side.emb_files):
+        sc = read_sidecar(f)
+        kept.append(offsets[s] + np.asarray(sc.get("rows_embedded", []), dtype=np.int64))
+        for row, why in sc.get("rejects", []):
+            if (side.inputs.shards[s], row + 1) not in seen:
+                side.inputs.rejects.append(Reject(side.role, side.inputs.shards[s], row + 1, why))
+    side.inputs.kept = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+
+
+# ------------------------------------------------------------------------------ run
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("speechmine", "numpy", "faiss-cpu", "omegaconf"):
+        try:
+            out[pkg] = version(pkg)
+        except Exception:  # noqa: BLE001 - a missing distribution is just not reported
+            pass
+    return out
+
+
+def run(cfg: RunConfig) -> RunResult:
+    """Run (or resume) the mining described by ``cfg``; see module doc."""
+    from ..executors import make_executor
+
+    out_dir = Path(cfg.output_dir)
+    work = cfg.work_path
+    timings: dict[str, float] = {}
+    with RunLocks(out_dir, work):
+        stale = clean_stale_tmp(work) + clean_stale_tmp(out_dir, recursive=False)
+        if stale:
+            log.info("removed %d temporary file(s) left by an interrupted run", stale)
+        for item in cfg.ignored:
+            log.info("ignored stopes setting: %s", item)
+        for item in cfg.notes:
+            log.info("%s", item)
+        executor = make_executor(cfg.launcher, work)
+
+        t = time.perf_counter()
+        p = plan(cfg)
+        src, tgt = p.src, p.tgt
+        for side in (src, tgt):
+            scan_side(cfg, work, side)
+        timings["inputs"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        embed_sides(cfg, src, tgt, work, executor)
+        timings["embed"] = time.perf_counter() - t
+        rejects = src.inputs.rejects + tgt.inputs.rejects
+        if rejects:
+            log.warning("%d input item(s) skipped, see %s", len(rejects),
+                        out_dir / "rejects.tsv")
+
+        t = time.perf_counter()
+        dim = embedding_dim(src.emb_files[0])
+        fwd, bwd = run_knn(p.knn, work, cfg, src, tgt, dim)
+        timings["knn"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        al = run_select(p.select, work, cfg, src, tgt, fwd, bwd)
+        timings["mine"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        files = run_outputs(p.outputs, work, al, src, tgt)
+        counts = _counts(src, tgt, fwd.k, len(fwd.sims), len(bwd.sims), len(al))
+        outputs = publish(out_dir, files, resolved_yaml(cfg), {
+            "config_file": cfg.source_file, "keys": p.keys(),
+            "mine": dataclasses.asdict(cfg.mine), "index": dataclasses.asdict(cfg.index),
+            "threshold": cfg.mine.threshold, "max_score": cfg.mine.max_score,
+            "counts": counts, "versions": _versions(), "ignored_settings": list(cfg.ignored),
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        })
+        timings["write"] = time.perf_counter() - t
+        return RunResult(outputs=outputs, alignment=al, sides={"src": src, "tgt": tgt},
+                         counts=counts, timings=timings, threshold=cfg.mine.threshold)
+
+
+def _counts(src: Side, tgt: Side, k: int, n_fwd: int, n_bwd: int, pairs: int
+            ) -> dict[str, Any]:
+    counts: dict[str, Any] = {
+        side.role: {"name": side.cfg.name, "lang": side.cfg.lang,
+                    "modality": side.cfg.modality, "shards": len(side.inputs.shards),
+                    "lines": side.inputs.total, "embedded": side.n,
+                    "blank": side.inputs.blank, "duplicates": side.inputs.duplicates,
+                    "rejected": len(side.inputs.rejects),
+                    "shards_embedded_this_run": side.embedded_now,
+                    "encoder": side.cfg.encoder.name}
+        for side in (src, tgt)}
+    counts["knn"] = {"k": k, "fwd_queries": n_fwd, "bwd_queries": n_bwd}
+    counts["pairs"] = pairs
+    return counts
+

@@ -1,0 +1,70 @@
+"""Select: margin scores of the neighbours, pairs chosen by the mining rule, ids mapped back
+to global ids (line numbers), overlapping speech windows cleaned up. Output ``align.npz``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..config import RunConfig
+from ..io.atomic import write_npz
+from ..select import mine_neighbours
+from ..types import Alignment, Neighbours
+from .side import Side
+from .stage import Stage, kill_point, run_stage
+
+log = logging.getLogger(__name__)
+
+SELECT_VERSION = 1
+
+
+def select_stage(cfg: RunConfig, src: Side, tgt: Side, knn: Stage) -> Stage:
+    """The mined pairs: the mining rule and threshold window over the kNN output."""
+    return Stage("select", SELECT_VERSION,
+                 config={"mine": cfg.mine,
+                         "overlap": [bool(s.cfg.segment and s.cfg.segment.overlap_windows)
+                                     for s in (src, tgt)]},
+                 upstream=[knn.key], packages=("numpy",))
+
+
+def run_select(stage: Stage, work: Path, cfg: RunConfig, src: Side, tgt: Side,
+               fwd: Neighbours, bwd: Neighbours) -> Alignment:
+    """Load or compute the pairs inside the threshold window (global ids)."""
+
+    def compute(folder: Path) -> None:
+        al = mine_neighbours(fwd, bwd, cfg.mine)
+        al = Alignment(al.scores, src.inputs.kept[al.src], tgt.inputs.kept[al.tgt],
+                       al.direction)
+        for side, which in ((src, "src"), (tgt, "tgt")):
+            if side.cfg.segment is not None and side.cfg.segment.overlap_windows:
+                al = _drop_overlapping(al, side, which)
+        kill_point("select")
+        write_npz(folder / "align.npz", scores=al.scores, src_ids=al.src, tgt_ids=al.tgt,
+                  direction=al.direction)
+
+    def load(folder: Path) -> Alignment:
+        with np.load(folder / "align.npz") as z:
+            return Alignment(z["scores"], z["src_ids"], z["tgt_ids"], z["direction"])
+
+    al, _ = run_stage(stage, work, compute, load)
+    return al
+
+
+def _drop_overlapping(al: Alignment, side: Side, which: str) -> Alignment:
+    """Overlapping candidate windows: keep the best pair of each stretch of audio."""
+    from ..io.speech_inputs import segments_of
+    from ..segment import remove_overlaps
+
+    gids = al.src if which == "src" else al.tgt
+    spans: dict[int, tuple[str, int, int]] = {}
+    offsets = side.inputs.offsets
+    for s, shard in enumerate(side.inputs.shards):
+        in_shard = np.unique(gids[(gids >= offsets[s]) & (gids < offsets[s + 1])])
+        for seg in segments_of(shard, in_shard - offsets[s], side.cfg.data.manifest_units):
+            spans[int(offsets[s] + seg.lineno - 1)] = (seg.path, seg.start, seg.end)
+    keep = remove_overlaps(al.scores, [spans[int(g)] for g in gids],
+                           ids=list(zip(al.src.tolist(), al.tgt.tolist())))
+    log.info("overlap clean-up on %s: kept %d of %d pairs", side.cfg.name, len(keep), len(al))
+    return al.take(keep)

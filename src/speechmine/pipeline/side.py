@@ -1,0 +1,47 @@
+"""One side of a run (source or target) as it moves through the stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import SideConfig
+from ..types import SideInputs
+from .stage import Stage
+
+
+@dataclass
+class Side:
+    """A side's config, the files it reads, its stages (keys known before anything runs) and
+    what the stages produced so far.
+
+    shards: the shard files in id order (text shards, manifests, or the manifests the
+    segment stage writes for raw audio); ``segment``/``scan``/``embed`` hold one stage per
+    shard, ``inputs`` and ``index`` one per side. ``emb_files[i]`` is the finished
+    embedding of shard ``i`` (rows = the shard's kept rows, in order).
+    """
+
+    role: str  # "src" | "tgt"
+    cfg: SideConfig
+    shards: list[str]
+    metas: list[str] | None
+    nl_file: str | None
+    segment: list[Stage]
+    scan: list[Stage]
+    inputs_stage: Stage
+    embed: list[Stage]
+    index: Stage
+    inputs: SideInputs = field(default_factory=lambda: SideInputs([], [], np.zeros(0, np.int64)))
+    emb_files: list[str] = field(default_factory=list)
+    embedded_now: int = 0
+
+    @property
+    def n(self) -> int:
+        """Rows this side mines (embedded, kept)."""
+        return len(self.inputs.kept)
+
+    @property
+    def where(self) -> str:
+        """The config entry of this side, for messages."""
+        return f"lang_configs.{self.cfg.name}"
