@@ -47,7 +47,9 @@ def outputs_stage(cfg: RunConfig, src: Side, tgt: Side, select: Stage) -> Stage:
                  config={"prefix": f"{cfg.src_lang}-{cfg.tgt_lang}.{cfg.threshold_tag()}",
                          "shards": [list(src.shards), list(tgt.shards)],
                          "metas": [src.metas, tgt.metas],
-                         "units": [src.cfg.data.manifest_units, tgt.cfg.data.manifest_units]},
+                         # speech bimeta converts manifest offsets to seconds
+                         "units": [s.cfg.data.manifest_units if s.cfg.modality == "speech"
+                                   else None for s in (src, tgt)]},
                  # speech rejects are found while embedding: the embed keys carry them
                  upstream=[select.key, src.inputs_stage.key, tgt.inputs_stage.key]
                  + speech_embeds, packages=("numpy",))
