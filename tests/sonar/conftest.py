@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +13,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sentencepiece")
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "sonar"
-TINY_LANGS = ["eng_Latn", "fra_Latn", "deu_Latn"]
-
-
-def read_wav(path: Path) -> np.ndarray:
-    """16-bit PCM mono wav → float32 in [-1, 1] (what SONAR's audio decoder yields)."""
-    with wave.open(str(path)) as w:
-        assert w.getnchannels() == 1 and w.getsampwidth() == 2 and w.getframerate() == 16_000
-        raw = w.readframes(w.getnframes())
-    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+from sonar_helpers import DATA, read_wav, text_options  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -55,16 +45,6 @@ def reference() -> dict[str, Any]:
 def waves(reference: dict[str, Any]) -> list[np.ndarray]:
     """The golden speech inputs as float32 waveforms."""
     return [read_wav(DATA / name) for name in reference["speech_files"]]
-
-
-def text_options(folder: Path, **extra: Any) -> dict[str, Any]:
-    """Options that build the tiny text encoder from ``folder``."""
-    opts: dict[str, Any] = dict(
-        model=str(folder / "tiny_text_encoder.pt"), tokenizer=str(folder / "tiny_spm.model"),
-        lang_table=TINY_LANGS, max_seq_len=64, device="cpu",
-    )
-    opts.update(extra)
-    return opts
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import DATA, TINY_LANGS, text_options
+from sonar_helpers import DATA, TINY_LANGS, text_options
 from speechmine.encoders import EncoderError, create
 from speechmine.encoders.sonar import SegmentRejected
 from speechmine.encoders.sonar._cardgen import parse_cards
@@ -153,7 +153,9 @@ def test_stopes_options_are_accepted(data: Path, caplog: pytest.LogCaptureFixtur
                 num_processes=2, max_batch_seconds=10)
     assert sp.batch_size == 3 and sp.dim == 32 and sp.max_batch_cost == 160_000
     assert {"cache_dir", "trust_checkpoint", "threads"} <= sp.TRANSIENT_OPTIONS
-    assert "quantize" not in sp.TRANSIENT_OPTIONS and "dtype" not in enc.TRANSIENT_OPTIONS
+    # what decides the effective runtime (hence dtype and quantisation) is never transient
+    for cls in (type(enc), type(sp)):
+        assert not {"device", "gpu", "dtype", "fp16", "quantize"} & cls.TRANSIENT_OPTIONS
     with pytest.raises(EncoderError, match="unknown option"):
         create("sonar_text", lang="fr", bogus=1, **text_options(data))
 

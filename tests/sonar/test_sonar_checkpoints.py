@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import text_options
+from sonar_helpers import text_options
 from speechmine.encoders import EncoderError, create
 from speechmine.encoders.sonar import UnsafeCheckpointError
 from speechmine.encoders.sonar.checkpoint import InertRecord, load_checkpoint

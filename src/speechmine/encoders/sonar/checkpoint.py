@@ -41,6 +41,7 @@ __all__ = [
     "extract_state_dict",
     "to_fairseq2_text",
     "to_fairseq2_speech",
+    "embedding_width",
 ]
 
 
@@ -293,3 +294,40 @@ def to_fairseq2_speech(sd: dict[str, Tensor]) -> dict[str, Tensor]:
     out = _rename(kept, _SPEECH_RULES)
     log.info("converted a fairseq-layout SONAR speech checkpoint (%d tensors)", len(out))
     return out
+
+
+#: Per model kind, tensors whose first dimension is the embedding width, in every accepted
+#: layout: the text encoder's final LayerNorm (``encoder.`` prefixed in a whole fairseq
+#: model), the speech encoder's projection to the model width (fairseq2 / fairseq names).
+_WIDTH_KEYS: dict[str, tuple[str, ...]] = {
+    "text": ("layer_norm.weight", "encoder.layer_norm.weight"),
+    "speech": ("encoder_frontend.model_dim_proj.weight",
+               "encoder.w2v_model.post_extract_proj.weight"),
+}
+
+
+def embedding_width(path: str | Path, kind: str, trust: bool = False) -> int | None:
+    """The output width of a text or speech checkpoint, read off tensor shapes.
+
+    Nothing of the weights is read: a zip-format file is memory-mapped by the safe loader
+    (its tensors only map the file until touched; shapes live in the pickle), a safetensors
+    file's header lists the shapes. A legacy (non-zip) pickle cannot be mapped, so reading
+    it would materialise the weights: None then (only the model knows), as for a state dict
+    without the expected tensors.
+    """
+    path = Path(path)
+    keys = _WIDTH_KEYS[kind]
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors import safe_open
+        except ImportError:
+            return None
+        with safe_open(str(path), framework="pt") as f:
+            names = set(f.keys())
+            key = next((k for k in keys if k in names), None)
+            return int(f.get_slice(key).get_shape()[0]) if key else None
+    if not zipfile.is_zipfile(path):
+        return None
+    state, _ = extract_state_dict(_torch_load(path, trust))
+    key = next((k for k in keys if k in state), None)
+    return int(state[key].shape[0]) if key else None

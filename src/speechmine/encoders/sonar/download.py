@@ -39,6 +39,8 @@ __all__ = [
     "base_url",
     "file_sha256",
     "ensure_file",
+    "cached_path",
+    "model_file_identity",
 ]
 
 CHUNK = 1 << 20
@@ -100,6 +102,29 @@ def _write_sidecar(path: Path, info: dict[str, Any]) -> None:
         except OSError as exc:  # a sidecar we cannot write only costs a re-hash next time
             log.debug("cannot write sha256 sidecar %s: %s", side, exc)
             tmp.unlink(missing_ok=True)
+
+
+def download_sha256(path: str | Path) -> str | None:
+    """The sha256 recorded when ``path`` was downloaded (sidecar with a ``url``), else None."""
+    info = _read_sidecar(Path(path))
+    return str(info["sha256"]) if info.get("url") and info.get("sha256") else None
+
+
+def model_file_identity(path: str | Path, card: str | None, verify: str) -> dict[str, Any]:
+    """Identity of a model file for cache keys, without loading it.
+
+    ``file``: :func:`speechmine.io.identity.file_identity` (content sha256 by default, so
+    new weights behind an unchanged card name or path change it and a moved file does not;
+    ``verify="stat"``: path, size, mtime); ``card``: the card name it was found under (None
+    for a path); ``downloaded_sha256``: the checksum recorded at download, when it was one.
+    """
+    from ...io.identity import file_identity
+
+    out: dict[str, Any] = {"card": card, "file": file_identity(path, verify)}
+    recorded = download_sha256(path)
+    if recorded is not None:
+        out["downloaded_sha256"] = recorded
+    return out
 
 
 def _hash_file(path: Path) -> str:
@@ -242,6 +267,12 @@ def _download(url: str, dest: Path, sha256: str | None, retries: int, timeout: f
     raise last
 
 
+def cached_path(file_name: str, directory: str | Path | None = None) -> Path:
+    """Where model file ``file_name`` lives in ``directory`` (default :func:`cache_dir`)."""
+    folder = Path(directory).expanduser() if directory is not None else cache_dir()
+    return folder / file_name
+
+
 def ensure_file(
     file_name: str,
     *,
@@ -258,8 +289,7 @@ def ensure_file(
     ``directory`` defaults to :func:`cache_dir`; ``url`` to ``base_url()/file_name``.
     Raises :class:`ModelFileError` saying which file to place where when offline.
     """
-    folder = Path(directory).expanduser() if directory is not None else cache_dir()
-    dest = folder / file_name
+    dest = cached_path(file_name, directory)
     if _cached_ok(dest, sha256):
         return dest
     src = url or f"{base_url()}/{file_name}"

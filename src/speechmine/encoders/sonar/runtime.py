@@ -1,4 +1,4 @@
-"""Where and how a SONAR model runs: device, dtype, threads, int8, stopes option aliases."""
+"""Where and how a SONAR model runs: device, dtype, threads, int8."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from ..base import EncoderError
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "Runtime", "RUNTIME_OPTIONS", "resolve_runtime", "build_model", "pop_stopes_options",
+    "Runtime", "RUNTIME_OPTIONS", "effective_runtime", "resolve_runtime", "build_model",
 ]
 
-#: Encoder options that :func:`resolve_runtime` takes.
+#: Encoder options that :func:`resolve_runtime` takes (besides stopes' ``gpu`` / ``fp16``).
 RUNTIME_OPTIONS = ("device", "dtype", "quantize", "threads")
 
 M = TypeVar("M", bound=nn.Module)
@@ -43,48 +43,29 @@ class Runtime:
         q = f" {self.quantize}" if self.quantize else ""
         return f"{self.device} {str(self.dtype).replace('torch.', '')}{q}"
 
-
-def pop_stopes_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Remove stopes-era options from ``options`` and translate them.
-
-    ``mini_batch_size`` → ``batch_size``; ``gpu`` → device; ``fp16`` → float16 (CUDA only);
-    ``num_processes`` and ``spm_vocab`` are accepted and ignored (logged).
-    """
-    out: dict[str, Any] = {}
-    if "mini_batch_size" in options:
-        out["batch_size"] = options.pop("mini_batch_size")
-    if "gpu" in options:
-        out["gpu"] = bool(options.pop("gpu"))
-    if "fp16" in options:
-        out["fp16"] = bool(options.pop("fp16"))
-    for ignored in ("num_processes", "spm_vocab"):
-        if ignored in options:
-            log.info("%s: stopes option %s=%r is not used", name, ignored, options.pop(ignored))
-    return out
+    def identity(self) -> dict[str, Any]:
+        """What of the runtime decides the vectors: device type (kernels differ between CPU
+        and CUDA, not between two GPUs of one kind), dtype and quantisation."""
+        return {"device": self.device.type, "dtype": str(self.dtype).replace("torch.", ""),
+                "quantize": self.quantize}
 
 
-def resolve_runtime(
+def _decide(
     name: str,
-    device: str | None = None,
-    dtype: str | torch.dtype | None = None,
-    quantize: str | None = None,
-    threads: int | None = None,
-    gpu: bool | None = None,
-    fp16: bool = False,
-) -> Runtime:
-    """Turn user options into a :class:`Runtime`.
-
-    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``/None (CUDA when available,
-    or as stopes' ``gpu`` says). ``dtype``: float32 (default), float16/bfloat16 on CUDA.
-    ``quantize="int8"``: dynamic int8 ``nn.Linear`` on CPU. ``threads``: torch CPU threads
-    (process-wide setting).
-    """
-    if threads:
-        torch.set_num_threads(int(threads))
+    device: str | None,
+    dtype: str | torch.dtype | None,
+    quantize: str | None,
+    gpu: bool | None,
+    fp16: bool,
+) -> tuple[Runtime, list[tuple[int, str]]]:
+    """The runtime the options lead to, plus ``(log level, message)`` notes on requests that
+    were overridden (so that :func:`effective_runtime` stays free of side effects)."""
+    notes: list[tuple[int, str]] = []
     if device in (None, "auto"):
         want_gpu = torch.cuda.is_available() if gpu is None else gpu
         if want_gpu and not torch.cuda.is_available():
-            log.warning("%s: gpu requested but CUDA is not available; using CPU", name)
+            notes.append((logging.WARNING,
+                          f"{name}: gpu requested but CUDA is not available; using CPU"))
         dev = torch.device("cuda" if want_gpu and torch.cuda.is_available() else "cpu")
     else:
         dev = torch.device(device)
@@ -103,15 +84,54 @@ def resolve_runtime(
             ) from None
     if dt != torch.float32 and dev.type != "cuda":
         # half precision on CPU is slow and (for fp16) poorly supported: keep fp32
-        log.info("%s: dtype %s ignored on %s; using float32", name, dt, dev)
+        notes.append((logging.INFO, f"{name}: dtype {dt} ignored on {dev}; using float32"))
         dt = torch.float32
     if quantize not in (None, "", "none", "int8"):
         raise EncoderError(f"{name}: quantize must be 'int8' or None, not {quantize!r}")
     q = "int8" if quantize == "int8" else None
     if q and dev.type != "cpu":
-        log.info("%s: int8 quantisation is CPU-only; ignored on %s", name, dev)
+        notes.append((logging.INFO, f"{name}: int8 quantisation is CPU-only; ignored on {dev}"))
         q = None
-    return Runtime(dev, dt, q)
+    return Runtime(dev, dt, q), notes
+
+
+def effective_runtime(
+    name: str,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    quantize: str | None = None,
+    gpu: bool | None = None,
+    fp16: bool = False,
+) -> Runtime:
+    """The :class:`Runtime` a model will run with, without side effects (no logging, no
+    thread setting): what :meth:`~speechmine.encoders.Encoder.identity` records.
+
+    ``device``: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``/None (CUDA when available,
+    or as stopes' ``gpu`` says). ``dtype``: float32 (default; ``fp16`` makes it float16),
+    float16/bfloat16 on CUDA only. ``quantize="int8"``: dynamic int8 ``nn.Linear``, on CPU
+    only. Raises :class:`EncoderError` for a request that cannot be met (CUDA absent,
+    unknown dtype or quantisation).
+    """
+    return _decide(name, device, dtype, quantize, gpu, fp16)[0]
+
+
+def resolve_runtime(
+    name: str,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+    quantize: str | None = None,
+    threads: int | None = None,
+    gpu: bool | None = None,
+    fp16: bool = False,
+) -> Runtime:
+    """:func:`effective_runtime`, logging overridden requests, and set torch's CPU
+    ``threads`` (a process-wide setting) when given."""
+    if threads:
+        torch.set_num_threads(int(threads))
+    runtime, notes = _decide(name, device, dtype, quantize, gpu, fp16)
+    for level, message in notes:
+        log.log(level, message)
+    return runtime
 
 
 def build_model(factory: Callable[[], M], state: dict[str, Tensor], rt: Runtime, what: str) -> M:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,11 +13,13 @@ from .. import register
 from ..base import Encoder, EncoderError
 from ._cards import SPEECH_MODELS
 from .checkpoint import extract_state_dict, load_checkpoint, to_fairseq2_speech
+from .download import model_file_identity
 from .fbank import SAMPLE_RATE, kaldi_fbank, min_samples
 from .langs import UnknownLanguageError, speech_lang, speech_model_for
-from .runtime import RUNTIME_OPTIONS, build_model, pop_stopes_options, resolve_runtime
-from .speech_model import FBANK_STRIDE, SonarSpeechModel, infer_speech_config
-from .text_encoder import SonarTextEncoder, _first, resolve_model_file
+from .options import SPEECH_SPEC, find_model_file, model_width, parse_options, resolve_model_file
+from .runtime import build_model
+from .speech_model import FBANK_STRIDE, SonarSpeechModel, SpeechConfig, infer_speech_config
+from .text_encoder import SonarTextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,26 @@ __all__ = ["SonarSpeechEncoder", "SegmentRejected", "MIN_SAMPLES"]
 MIN_SAMPLES = min_samples(FBANK_STRIDE)
 #: Floor on the per-bin std: a bin that never changes standardises to 0 instead of NaN.
 STD_FLOOR = 1e-6
+#: card name → checkpoint file name
+_CARDS = {name: card["file"] for name, card in SPEECH_MODELS.items()}
+
+
+def _choose_model(model: str | None, lang: str | None) -> tuple[str, str | None]:
+    """The model to load (the card for ``lang`` when ``model`` is None, English without a
+    ``lang``) and a warning when a card's language contradicts ``lang``.
+
+    Raises :class:`EncoderError` for a language no released speech encoder serves.
+    """
+    try:
+        if model is None:
+            return (speech_model_for(lang) if lang else "sonar_speech_encoder_eng"), None
+        if lang and model in SPEECH_MODELS:
+            card_lang = SPEECH_MODELS[model]["lang"]
+            if card_lang != speech_lang(lang):
+                return model, f"sonar_speech: model {model} is for {card_lang}, but lang={lang}"
+        return model, None
+    except UnknownLanguageError as exc:
+        raise EncoderError(str(exc)) from None
 
 
 class SegmentRejected(EncoderError):
@@ -63,46 +85,35 @@ class SonarSpeechEncoder(Encoder):
     OPTIONS = frozenset({"model", "encoder_model", "max_seq_len", "pooler_heads",
                          "trust_checkpoint", "cache_dir", "sha256", "device", "dtype",
                          "quantize", "threads", "gpu", "fp16", "max_batch_seconds"})
+    #: speed, safety and bookkeeping only; batching matters under int8 (identity())
     TRANSIENT_OPTIONS = Encoder.TRANSIENT_OPTIONS | {
-        "trust_checkpoint", "cache_dir", "sha256", "max_batch_seconds"}
+        "mini_batch_size", "trust_checkpoint", "cache_dir", "sha256", "max_batch_seconds",
+        "spm_vocab", "num_processes", "_name"}
+    PACKAGES = ("torch", "numpy")
 
-    def __init__(self, lang: str | None = None, batch_size: int = 16, **options: Any) -> None:
-        stopes = pop_stopes_options(self.name, options)
-        batch_size = int(stopes.pop("batch_size", batch_size))
-        model = _first(options, "model", "encoder_model")
-        if "_name" in options:  # stopes' `_name` names its module here, not a model
-            log.debug("sonar_speech: ignoring stopes _name=%r", options.pop("_name"))
-        max_batch_seconds = float(options.pop("max_batch_seconds", 160.0))
-        max_seq_len = options.pop("max_seq_len", None)
-        pooler_heads = options.pop("pooler_heads", None)
-        trust = bool(options.pop("trust_checkpoint", False))
-        cache_dir = options.pop("cache_dir", None)
-        sha256 = options.pop("sha256", None)
-        rt_opts = {k: options.pop(k) for k in RUNTIME_OPTIONS if k in options}
-        super().__init__(lang=lang, batch_size=batch_size, **options)
+    def __init__(self, lang: str | None = None, batch_size: int = SPEECH_SPEC.batch_size,
+                 **options: Any) -> None:
+        opts, rest = parse_options(SPEECH_SPEC, {"batch_size": batch_size, **options},
+                                   strict=False)
+        super().__init__(lang=lang, batch_size=opts.batch_size, **rest)
+        opts.log_unused()
 
-        self.runtime = resolve_runtime(self.name, **rt_opts, **stopes)
+        self.runtime = opts.resolve_runtime()
         # padded audio per batch: attention memory grows with length², so long segments
         # go in smaller batches (batch_size still caps the count)
-        self.max_batch_cost = int(max_batch_seconds * SAMPLE_RATE)
-        try:
-            if model is None:
-                model = speech_model_for(lang) if lang else "sonar_speech_encoder_eng"
-            elif lang and str(model) in SPEECH_MODELS:
-                card_lang = SPEECH_MODELS[str(model)]["lang"]
-                if card_lang != speech_lang(lang):
-                    log.warning("sonar_speech: model %s is for %s, but lang=%s",
-                                model, card_lang, lang)
-        except UnknownLanguageError as exc:
-            raise EncoderError(str(exc)) from None
-        cards = {name: card["file"] for name, card in SPEECH_MODELS.items()}
+        self.max_batch_cost = int(opts.max_batch_seconds * SAMPLE_RATE)
+        model, mismatch = _choose_model(opts.model, lang)
+        if mismatch:
+            log.warning("%s", mismatch)
         self.model_path, self.model_label = resolve_model_file(
-            model, cards, "SONAR speech encoder", cache_dir, sha256
+            model, _CARDS, "SONAR speech encoder", opts.cache_dir, opts.sha256
         )
-        state, _ = extract_state_dict(load_checkpoint(self.model_path, trust=trust))
+        state, _ = extract_state_dict(
+            load_checkpoint(self.model_path, trust=opts.trust_checkpoint))
         state = to_fairseq2_speech(state)
         try:
-            cfg = infer_speech_config(state, max_seq_len=max_seq_len, pooler_heads=pooler_heads)
+            cfg = infer_speech_config(state, max_seq_len=opts.max_seq_len,
+                                      pooler_heads=opts.pooler_heads)
         except ValueError as exc:
             raise EncoderError(f"{self.model_path}: {exc}") from None
         self.config = cfg
@@ -113,6 +124,37 @@ class SonarSpeechEncoder(Encoder):
         self._sha: str | None = None
         log.info("sonar_speech: %s (%d conformer layers, %d pooler layers) on %s", self.model_label,
                  cfg.num_layers, cfg.pooler_layers, self.runtime.describe())
+
+    # -- identity (without loading the model) ------------------------------------------
+    @classmethod
+    def identity(cls, options: Mapping[str, Any], lang: str | None,
+                 verify: str = "content") -> dict[str, Any]:
+        """Code, package versions and ``options``: the checkpoint ``lang`` or ``model`` resolves
+        to (file identity and card name; a card's file is fetched when absent, not loaded),
+        ``max_seq_len`` (default filled in), ``pooler_heads`` (None: derived from the weights),
+        the effective runtime and, under int8, the batching (``batch_size`` and
+        ``max_batch_seconds``). ``lang`` itself only acts through the checkpoint it picks."""
+        opts, _ = parse_options(SPEECH_SPEC, options)
+        model, _ = _choose_model(opts.model, lang)
+        path, card = find_model_file(model, _CARDS, "SONAR speech encoder", opts.cache_dir,
+                                     opts.sha256)
+        assert path is not None  # fetched (or find_model_file raised)
+        return {
+            **super().identity({}, lang, verify),
+            "options": {
+                "model": model_file_identity(path, card, verify),
+                "max_seq_len": opts.max_seq_len or SpeechConfig.max_seq_len,
+                "pooler_heads": opts.pooler_heads,
+                **opts.runtime_identity(),
+            },
+        }
+
+    @classmethod
+    def dim_of(cls, options: Mapping[str, Any], lang: str | None) -> int | None:
+        """Width read off the checkpoint's tensor shapes (1024 for a card not fetched yet)."""
+        opts, _ = parse_options(SPEECH_SPEC, options, strict=False)
+        model, _ = _choose_model(opts.model, lang)
+        return model_width(model, _CARDS, "SONAR speech encoder", opts, "speech")
 
     # -- limits ------------------------------------------------------------------------
     @property

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,53 +13,30 @@ from .. import register
 from ..base import Encoder, EncoderError
 from ._cards import TEXT_DEFAULT_LANG, TEXT_FILE, TEXT_LANGS, TEXT_MODEL, TOKENIZER_FILE
 from .checkpoint import extract_state_dict, load_checkpoint, to_fairseq2_text
-from .download import ensure_file, file_sha256
+from .download import file_sha256, model_file_identity
 from .langs import UnknownLanguageError, text_lang
-from .runtime import RUNTIME_OPTIONS, build_model, pop_stopes_options, resolve_runtime
-from .text_model import SonarTextModel, infer_text_config
+from .options import (
+    TEXT_SPEC, SonarOptions, find_model_file, model_width, parse_options, resolve_model_file,
+)
+from .runtime import build_model
+from .text_model import SonarTextModel, TextConfig, infer_text_config
 from .tokenizer import PAD, SonarTokenizer
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SonarTextEncoder", "resolve_model_file"]
 
-
-def _first(options: dict[str, Any], *keys: str) -> Any:
-    """Pop all ``keys`` from ``options``; return the first non-empty value."""
-    values = [options.pop(k, None) for k in keys]
-    return next((v for v in values if v), None)
+_MODEL_CARDS = {TEXT_MODEL: TEXT_FILE}
+_TOKENIZER_CARDS = {TEXT_MODEL: TOKENIZER_FILE}
 
 
-def _looks_like_path(value: str) -> bool:
-    has_sep = any(sep in value for sep in ("/", "\\"))
-    return has_sep or value.endswith((".pt", ".safetensors", ".model"))
-
-
-def resolve_model_file(
-    value: str | Path, cards: dict[str, str], what: str, cache_dir: str | Path | None,
-    sha256: str | None = None,
-) -> tuple[Path, str]:
-    """Local path for a model option that is a file path or a card name in ``cards``.
-
-    ``cards`` maps card name → file name. Returns ``(path, label)``; label is the card name
-    or the file name (used in fingerprints, so moving a file does not change cache keys).
-    """
-    text = str(value)
-    if text in cards:
-        path = ensure_file(cards[text], what=f"{what} {text}", directory=cache_dir, sha256=sha256)
-        return path, text
-    path = Path(text).expanduser()
-    if path.is_file():
-        return path, path.name
-    if _looks_like_path(text):
-        raise EncoderError(f"{what}: file not found: {path}")
-    import difflib
-
-    close = difflib.get_close_matches(text, list(cards), n=5, cutoff=0.4)
-    raise EncoderError(
-        f"{what}: {text!r} is neither a file nor a known model name; "
-        f"close matches: {', '.join(close) or '(none)'}"
-    )
+def _languages(opts: SonarOptions, lang: str | None) -> tuple[tuple[str, ...], str]:
+    """The model's language table and the entry of it ``lang`` means (English when None)."""
+    langs = opts.lang_table if opts.lang_table is not None else TEXT_LANGS
+    try:
+        return langs, text_lang(lang or TEXT_DEFAULT_LANG, langs)
+    except UnknownLanguageError as exc:
+        raise EncoderError(str(exc)) from None
 
 
 @register
@@ -78,6 +54,9 @@ class SonarTextEncoder(Encoder):
         cache_dir: model file cache (default ``$SPEECHMINE_CACHE/sonar``).
         sha256: expected checkpoint sha256 (verified on download / first use).
         stopes options: mini_batch_size, gpu, fp16, spm_vocab, num_processes.
+
+    Identity (:meth:`identity`): the output depends on ``lang`` (it picks the language token)
+    and, under int8, on ``batch_size`` (see :meth:`.options.SonarOptions.runtime_identity`).
     """
 
     name = "sonar_text"
@@ -86,45 +65,41 @@ class SonarTextEncoder(Encoder):
     OPTIONS = frozenset({"model", "_name", "tokenizer", "spm_model", "lang_table", "max_seq_len",
                          "num_heads", "trust_checkpoint", "cache_dir", "sha256", "device",
                          "dtype", "quantize", "threads", "gpu", "fp16"})
-    TRANSIENT_OPTIONS = Encoder.TRANSIENT_OPTIONS | {"trust_checkpoint", "cache_dir", "sha256"}
+    #: speed, safety and bookkeeping only; the batch size matters under int8 (identity())
+    TRANSIENT_OPTIONS = Encoder.TRANSIENT_OPTIONS | {
+        "mini_batch_size", "trust_checkpoint", "cache_dir", "sha256", "spm_vocab",
+        "num_processes"}
+    PACKAGES = ("torch", "sentencepiece", "numpy")
+    USES_LANG = True
 
-    def __init__(self, lang: str | None = None, batch_size: int = 64, **options: Any) -> None:
-        stopes = pop_stopes_options(self.name, options)
-        batch_size = int(stopes.pop("batch_size", batch_size))
-        # the stopes YAML calls the model `_name`; the pipeline may pass `model` or `name`
-        model = _first(options, "model", "name", "_name")
-        tokenizer = _first(options, "tokenizer", "spm_model")
-        lang_table = options.pop("lang_table", None)
-        max_seq_len = options.pop("max_seq_len", None)
-        num_heads = options.pop("num_heads", None)
-        trust = bool(options.pop("trust_checkpoint", False))
-        cache_dir = options.pop("cache_dir", None)
-        sha256 = options.pop("sha256", None)
-        rt_opts = {k: options.pop(k) for k in RUNTIME_OPTIONS if k in options}
-        super().__init__(lang=lang, batch_size=batch_size, **options)
+    def __init__(self, lang: str | None = None, batch_size: int = TEXT_SPEC.batch_size,
+                 **options: Any) -> None:
+        opts, rest = parse_options(TEXT_SPEC, {"batch_size": batch_size, **options},
+                                   strict=False)
+        super().__init__(lang=lang, batch_size=opts.batch_size, **rest)
+        opts.log_unused()
 
-        self.runtime = resolve_runtime(self.name, **rt_opts, **stopes)
-        self.langs = tuple(lang_table) if lang_table is not None else TEXT_LANGS
-        try:
-            self.lang_code = text_lang(lang or TEXT_DEFAULT_LANG, self.langs)
-        except UnknownLanguageError as exc:
-            raise EncoderError(str(exc)) from None
+        self.runtime = opts.resolve_runtime()
+        self.langs, self.lang_code = _languages(opts, lang)
         if lang is None:
             log.info("sonar_text: no lang given; using %s", self.lang_code)
 
         self.model_path, self.model_label = resolve_model_file(
-            model or TEXT_MODEL, {TEXT_MODEL: TEXT_FILE}, "SONAR text encoder", cache_dir, sha256
+            opts.model or TEXT_MODEL, _MODEL_CARDS, "SONAR text encoder", opts.cache_dir,
+            opts.sha256,
         )
         tok_path, _ = resolve_model_file(
-            tokenizer or TEXT_MODEL, {TEXT_MODEL: TOKENIZER_FILE}, "SONAR tokenizer", cache_dir
+            opts.tokenizer or TEXT_MODEL, _TOKENIZER_CARDS, "SONAR tokenizer", opts.cache_dir
         )
         self.tokenizer = SonarTokenizer(tok_path, self.langs)
         self.lang_token = self.tokenizer.lang_id(self.lang_code)
 
-        state, wrapper = extract_state_dict(load_checkpoint(self.model_path, trust=trust))
+        state, wrapper = extract_state_dict(
+            load_checkpoint(self.model_path, trust=opts.trust_checkpoint))
         state = to_fairseq2_text(state, wrapper)
         try:
-            cfg = infer_text_config(state, max_seq_len=max_seq_len, num_heads=num_heads)
+            cfg = infer_text_config(state, max_seq_len=opts.max_seq_len,
+                                    num_heads=opts.num_heads)
         except ValueError as exc:
             raise EncoderError(f"{self.model_path}: {exc}") from None
         if self.tokenizer.vocab_size > cfg.vocab_size:
@@ -142,6 +117,42 @@ class SonarTextEncoder(Encoder):
         self._sha: str | None = None
         log.info("sonar_text: %s (%d layers, dim %d) lang %s on %s", self.model_label,
                  cfg.num_layers, cfg.model_dim, self.lang_code, self.runtime.describe())
+
+    # -- identity (without loading the model) ------------------------------------------
+    @classmethod
+    def identity(cls, options: Mapping[str, Any], lang: str | None,
+                 verify: str = "content") -> dict[str, Any]:
+        """Code, package versions, the resolved language code (it picks the language token)
+        and ``options``: checkpoint and tokenizer file identities (a card's file is fetched
+        when absent, not loaded; see :func:`.download.model_file_identity`), the language
+        table, ``max_seq_len`` (default filled in), ``num_heads`` (None: derived from the
+        weights), the effective runtime and, under int8, the batching."""
+        opts, _ = parse_options(TEXT_SPEC, options)
+        langs, lang_code = _languages(opts, lang)
+        model, card = find_model_file(opts.model or TEXT_MODEL, _MODEL_CARDS,
+                                      "SONAR text encoder", opts.cache_dir, opts.sha256)
+        tok, tok_card = find_model_file(opts.tokenizer or TEXT_MODEL, _TOKENIZER_CARDS,
+                                        "SONAR tokenizer", opts.cache_dir)
+        assert model is not None and tok is not None  # fetched (or find_model_file raised)
+        return {
+            **super().identity({}, lang, verify),
+            "lang": lang_code,
+            "options": {
+                "model": model_file_identity(model, card, verify),
+                "tokenizer": model_file_identity(tok, tok_card, verify),
+                "lang_table": list(langs),
+                "max_seq_len": opts.max_seq_len or TextConfig.max_seq_len,
+                "num_heads": opts.num_heads,
+                **opts.runtime_identity(),
+            },
+        }
+
+    @classmethod
+    def dim_of(cls, options: Mapping[str, Any], lang: str | None) -> int | None:
+        """Width read off the checkpoint's tensor shapes (1024 for a card not fetched yet)."""
+        opts, _ = parse_options(TEXT_SPEC, options, strict=False)
+        return model_width(opts.model or TEXT_MODEL, _MODEL_CARDS, "SONAR text encoder", opts,
+                           "text")
 
     # -- encoding ----------------------------------------------------------------------
     def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:

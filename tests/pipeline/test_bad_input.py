@@ -10,90 +10,17 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import random
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import yaml
+from helpers import Corpus, make_config, pairs_of, read_gz_rows, sentences, write_lines
 
-from speechmine.config import load_config
-from speechmine.encoders.toy import _WORDS, ToyEncoder
+from speechmine.encoders.toy import ToyEncoder
 from speechmine.io.embeddings import EmbeddingFileError
 from speechmine.types import InputError
 from speechmine.pipeline import run
 from speechmine.pipeline.lock import DirLock, RunLockedError
-
-EN, FR = _WORDS["en"].split(), _WORDS["fr"].split()
-_NUMS = [(a, b) for a in range(1, 21) for b in range(a + 1, 21)]
-
-
-def sentences(n: int, start: int = 0) -> tuple[list[str], list[str]]:
-    """n aligned (en, fr) sentences, each naming a different pair of numbers."""
-    pairs = _NUMS[start : start + n]
-    return ([f"{EN[a]} and {EN[b]}" for a, b in pairs],
-            [f"{FR[a]} et {FR[b]}" for a, b in pairs])
-
-
-def write_lines(path: Path, lines: list[str | bytes]) -> Path:
-    data = b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines)
-    if path.suffix == ".gz":
-        data = gzip.compress(data, mtime=0)
-    path.write_bytes(data)
-    return path
-
-
-class Corpus:
-    """en.txt / fr.txt (+ metas) in ``d``; ``gold`` maps en line id → fr line id."""
-
-    def __init__(self, d: Path, en: list[str], fr: list[str], seed: int = 0,
-                 metas: bool = True) -> None:
-        self.dir = d
-        d.mkdir(parents=True, exist_ok=True)
-        perm = list(range(len(fr)))
-        random.Random(seed).shuffle(perm)  # fr line j holds translation perm[j]
-        self.en, self.fr = list(en), [fr[p] for p in perm]
-        self.gold = {perm[j]: j for j in range(len(fr))}
-        write_lines(d / "en.txt", self.en)
-        write_lines(d / "fr.txt", self.fr)
-        if metas:
-            write_lines(d / "en.meta.txt", [f"en-meta-{i}" for i in range(len(self.en))])
-            write_lines(d / "fr.meta.txt", [f"fr-meta-{j}" for j in range(len(self.fr))])
-
-
-def make_config(tmp_path: Path, data_dir: Path, out: Path | None = None, name: str = "cfg",
-                extra: dict[str, Any] | None = None, overrides: list[str] | None = None,
-                glob: str = "{lang}.txt", meta: bool = True):
-    cfg: dict[str, Any] = {
-        "src_lang": "en", "tgt_lang": "fr",
-        "output_dir": str(out or tmp_path / "out"), "progress": False,
-        "data": {"data_shard_dir": str(data_dir),
-                 "shard_glob": "${.data_shard_dir}/" + glob},
-        "embed_text": {"encoder": {"_target_": "toy"}},
-        "lang_configs": {"en": {}, "fr": {}},
-    }
-    if meta:
-        cfg["data"]["meta_glob"] = "${.data_shard_dir}/{lang}.meta.txt"
-    for k, v in (extra or {}).items():
-        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
-            cfg[k].update(v)
-        else:
-            cfg[k] = v
-    p = tmp_path / f"{name}.yaml"
-    p.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return load_config(p, overrides or [])
-
-
-def pairs_of(result) -> dict[int, int]:
-    al = result.alignment
-    return dict(zip(al.src.tolist(), al.tgt.tolist()))
-
-
-def read_gz_rows(path: str | Path) -> list[list[str]]:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return [line.rstrip("\n").split("\t") for line in fh]
-
 
 def check_outputs_agree(result, en_lines: list[str], fr_lines: list[str],
                         en_meta: list[str] | None, fr_meta: list[str] | None) -> None:
@@ -521,3 +448,16 @@ def test_meta_files_pair_with_shards_by_shard_number(tmp_path: Path) -> None:
     for (_, sm, tm, _), s in zip(rows, res.alignment.src.tolist()):
         assert sm == f"en-meta-{shards[s // 3]}-{s % 3}"
         assert tm.startswith("fr-meta-")
+
+
+@pytest.mark.parametrize("nl,why", [("29\n", "says 29 lines but shard"),
+                                    ("30\n1\n", "2 line counts for 1 shards"),
+                                    ("thirty\n", "not a line count")])
+def test_a_wrong_nl_file_is_an_error_naming_it(tmp_path: Path, nl: str, why: str) -> None:
+    corpus = Corpus(tmp_path / "c", *sentences(30))
+    (corpus.dir / "en.nl").write_text(nl)
+    with pytest.raises(InputError, match=why) as exc:
+        run(make_config(tmp_path, corpus.dir))
+    assert str(corpus.dir / "en.nl") in str(exc.value)
+    (corpus.dir / "en.nl").write_text("30\n")  # right: accepted
+    assert run(make_config(tmp_path, corpus.dir)).counts["pairs"] > 0

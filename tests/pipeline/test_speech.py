@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers import (SONAR_DATA, TINY_LANGS, make_audio, sonar_speech_cfg, sonar_text_cfg,
+                     write_manifest)
 
 pytest.importorskip("torch")
 pytest.importorskip("sentencepiece")
@@ -30,59 +32,20 @@ from speechmine.config import load_config  # noqa: E402
 from speechmine.io.embeddings import l2_normalize  # noqa: E402
 from speechmine.pipeline import run  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "data" / "sonar"
-SONAR = FIXTURES  # replaced per test by a private copy (encoders write checksum sidecars)
-TINY_LANGS = ["eng_Latn", "fra_Latn", "deu_Latn"]
-SR = 16_000
+SONAR = SONAR_DATA  # replaced per test by a private copy (encoders write checksum sidecars)
 
 
 @pytest.fixture(autouse=True)
-def _private_fixtures(tmp_path_factory, monkeypatch):
-    import shutil
-
-    dst = tmp_path_factory.mktemp("sonar")
-    for name in ("tiny_text_encoder.pt", "tiny_speech_encoder.pt", "tiny_spm.model"):
-        shutil.copy(FIXTURES / name, dst / name)
-    monkeypatch.setattr(sys.modules[__name__], "SONAR", dst)
+def _private_fixtures(sonar_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "SONAR", sonar_dir)
 
 
 def text_encoder_cfg() -> dict:
-    return {"_target_": "stopes.modules.preprocess.sonar_sentence_encoder.SonarTextEncoder",
-            "_name": str(SONAR / "tiny_text_encoder.pt"),
-            "tokenizer": str(SONAR / "tiny_spm.model"), "lang_table": TINY_LANGS,
-            "max_seq_len": 64, "spm_vocab": None}
+    return sonar_text_cfg(SONAR)
 
 
 def speech_encoder_cfg() -> dict:
-    return {"_target_": "stopes.modules.preprocess.mining_speech_encoder.Sonar2MiningSpeechEncoder",
-            "encoder_model": str(SONAR / "tiny_speech_encoder.pt"),
-            "_name": "sonar2_speech_encoder", "spm_model": None, "fp16": False,
-            "num_processes": 4}
-
-
-def make_audio(folder: Path, n_files: int = 3, seed: int = 0) -> list[tuple[str, int, int]]:
-    """Files of chirps and noise bursts; returns segments (relative path, start, end)."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    segs = []
-    for f in range(n_files):
-        pieces, pos = [], 0
-        for _ in range(4):
-            n = int(SR * rng.uniform(0.4, 1.2))
-            t = np.arange(n) / SR
-            f0 = rng.uniform(150, 900)
-            sig = 0.3 * np.sin(2 * np.pi * (f0 + 200 * t) * t) + 0.05 * rng.standard_normal(n)
-            gap = np.zeros(int(SR * 0.3))
-            pieces += [sig, gap]
-            segs.append((f"audio/file{f}.wav", pos, pos + n))
-            pos += n + len(gap)
-        sf.write(folder / f"file{f}.wav", np.concatenate(pieces).astype(np.float32), SR)
-    return segs
-
-
-def write_manifest(path: Path, segs, order=None) -> None:
-    order = range(len(segs)) if order is None else order
-    path.write_text("".join(f"{segs[i][0]}\t{segs[i][1]}\t{segs[i][2]}\t0\n" for i in order))
+    return sonar_speech_cfg(SONAR)
 
 
 SENTENCES = ["Le chat dort.", "Il pleut beaucoup.", "Ouvrez la fenêtre.", "Bonjour à tous.",

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from helpers import SONAR_DATA
+
 from speechmine.config import ConfigError, load_config
 
 # --------------------------------------------------------------------------- stopes presets
@@ -252,7 +254,7 @@ def test_sonar_text_stopes_name_reaches_the_encoder(tmp_path: Path) -> None:
     pytest.importorskip("sentencepiece")
     from speechmine import encoders
 
-    data = Path(__file__).parent / "data" / "sonar"
+    data = SONAR_DATA
     text = STOPES_SPEECHMINE.replace("_name: text_sonar_basic_encoder",
                                      f"_name: {data / 'tiny_text_encoder.pt'}")
     cfg = load_config(_write(tmp_path, text), ["demo_text_dir=/a", "demo_audio_dir=/b"],
@@ -269,7 +271,7 @@ def test_sonar_speech_accepts_stopes_spm_model_null(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from speechmine import encoders
 
-    tiny = Path(__file__).parent / "data" / "sonar" / "tiny_speech_encoder.pt"
+    tiny = SONAR_DATA / "tiny_speech_encoder.pt"
     text = STOPES_SPEECHMINE.replace("encoder_model: sonar_speech_encoder_fra",
                                      f"encoder_model: {tiny}")
     cfg = load_config(_write(tmp_path, text), ["demo_text_dir=/a", "demo_audio_dir=/b"],
@@ -425,10 +427,41 @@ def test_error_bad_index_type(tmp_path: Path, shard_dir: Path) -> None:
     assert "index_type" in msg and "IVFbad,PQ" in msg and "FAISS" in msg
 
 
-def test_good_index_type(tmp_path: Path, shard_dir: Path) -> None:
+@pytest.mark.parametrize("factory", ["OPQ64,IVF1024,PQ64", "IVF1024,PQ96", "OPQ48,IVF1024,PQ48",
+                                     "PCA256,IVF1024,Flat", "HNSW32"])
+def test_good_index_type(tmp_path: Path, shard_dir: Path, factory: str) -> None:
+    """Valid for some width: accepted here, checked against the real width once known."""
     cfg = copy.deepcopy(_base(shard_dir, tmp_path / "out"))
-    cfg["index_type"] = "OPQ64,IVF1024,PQ64"
-    assert _load(tmp_path, cfg).index.type == "OPQ64,IVF1024,PQ64"
+    cfg["index_type"] = factory
+    assert _load(tmp_path, cfg).index.type == factory
+
+
+def test_error_index_type_checked_against_the_real_width_before_embedding(
+        tmp_path: Path) -> None:
+    from helpers import Corpus, make_config, sentences
+
+    from speechmine.pipeline import run
+
+    corpus = Corpus(tmp_path / "c", *sentences(20))
+    cfg = make_config(tmp_path, corpus.dir, extra={"index_type": "IVF8,PQ7"})  # toy: 64-d
+    with pytest.raises(ConfigError, match=r"index_type: 'IVF8,PQ7' cannot be built for 64-d"):
+        run(cfg)
+    assert not list((tmp_path / "out" / "work").glob("embed/*/DONE.json"))
+
+
+@pytest.mark.parametrize("override,key", [
+    ("launcher.timeout_min=abc", "launcher.timeout_min"),
+    ("launcher.timeout_min=0", "launcher.timeout_min"),
+    ("launcher.partition=[1]", "launcher.partition"),
+    ("mine=laser", "mine"), ("index=5", "index"), ("cache.verify=mtime", "cache.verify"),
+    ("cache=5", "cache"), ("work_dir=[1]", "work_dir"),
+])
+def test_error_wrong_value_names_the_key(tmp_path: Path, shard_dir: Path, override: str,
+                                         key: str) -> None:
+    msg = _bad(tmp_path, shard_dir, lambda c: None, [override])
+    assert f": {key}: " in msg, msg
+    if override == "mine=laser":
+        assert "mine.preset=laser" in msg
 
 
 def test_error_missing_required_key(tmp_path: Path, shard_dir: Path) -> None:

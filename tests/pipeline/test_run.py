@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import lzma
 import shutil
 import signal
 import subprocess
@@ -14,51 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from helpers import TINY, sharded_preset, tiny_lines, write_sharded
 
 import speechmine
 from speechmine.config import load_config
 from speechmine.eval import read_gold, score_pairs
 from speechmine.pipeline import run
 
-TINY = Path(__file__).parent / "data" / "tiny"
 OUTPUTS = ("en-fr.TH-1.1.bitext.tsv.gz", "en-fr.TH-1.1.bimeta.tsv.gz", "en-fr.TH-1.1.align.npz")
 
 
-def tiny_lines(lang: str) -> list[str]:
-    with gzip.open(TINY / f"{lang}.txt.gz", "rt", encoding="utf-8") as fh:
-        return fh.read().splitlines()
-
-
-def write_sharded(dst: Path, n_shards: int = 4) -> None:
-    """The tiny corpus as stopes-named shards (gz, xz and plain mixed) with .nl files."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for lang in ("en", "fr"):
-        lines = tiny_lines(lang)
-        parts = np.array_split(np.arange(len(lines)), n_shards)
-        counts = []
-        for s, idx in enumerate(parts):
-            body = "".join(lines[i] + "\n" for i in idx).encode()
-            name = dst / f"tiny.text.{lang}.{s:03d}"
-            if s % 2 == 0:
-                Path(f"{name}.gz").write_bytes(gzip.compress(body, mtime=0))
-            else:
-                Path(f"{name}.xz").write_bytes(lzma.compress(body))
-            counts.append(str(len(idx)))
-        (dst / f"{lang}.nl").write_text("\n".join(counts) + "\n")
-
-
 def preset(tmp: Path, data_dir: Path, out: Path, encoder: dict) -> Path:
-    cfg = {
-        "src_lang": "en", "tgt_lang": "fr", "output_dir": str(out),
-        "data": {"data_version": "t", "iteration": 1, "data_shard_dir": str(data_dir),
-                 "shard_type": "text", "bname": "tiny", "nl_file_template": "{lang}.nl"},
-        "embed_text": {"encoder": encoder}, "progress": False,
-        "lang_configs": {"en": None, "fr": None},
-    }
-    path = tmp / "preset.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return sharded_preset(tmp, data_dir, out, encoder)
 
 
 def digests(out: Path) -> dict[str, bytes]:
