@@ -193,7 +193,6 @@ def bench_text(args: argparse.Namespace, device: str, dtype: torch.dtype, roof: 
               f"({flops / t.wall / 1e9:.1f} fp32-equivalent "
               f"GFLOP/s); cosine to fp32 min {cos.min():.4f} mean {cos.mean():.4f}; "
               f"peak RSS {peak_rss_gb():.2f} GB")
-    del model
 
 
 def warm_speech(model: nn.Module, device: str, dtype: torch.dtype) -> None:
@@ -220,7 +219,7 @@ def bench_speech(args: argparse.Namespace, device: str, dtype: torch.dtype,
         waves = [torch.from_numpy((0.1 * rng.standard_normal(n)).astype(np.float32))
                  for _ in range(batch)]
 
-        def run() -> torch.Tensor:
+        def run(waves: list[torch.Tensor] = waves, batch: int = batch) -> torch.Tensor:
             feats = []
             for w in waves:
                 fb = kaldi_fbank(w)
@@ -240,7 +239,6 @@ def bench_speech(args: argparse.Namespace, device: str, dtype: torch.dtype,
         print(f"  speech {tag:8s} {seconds:4.0f} s x{batch}: RTF {t.wall / (seconds * batch):.3f} "
               f"({seconds * batch / t.wall:6.1f}x real time); {rate.wall / 1e9:7.1f} GFLOP/s = "
               f"{rate.vs(peak, device)}; peak RSS {peak_rss_gb():.2f} GB")
-    del model
 
 
 def main() -> None:
@@ -292,9 +290,9 @@ def main() -> None:
             gargs.speech_batch = [64, 16]
             gargs.speech_reps = 3
             if args.skip != "text":
-                bench_text(gargs, "cuda", dtype, lambda: groof, int8=False)
+                bench_text(gargs, "cuda", dtype, lambda g=groof: g, int8=False)
             if args.skip != "speech":
-                bench_speech(gargs, "cuda", dtype, lambda: groof)
+                bench_speech(gargs, "cuda", dtype, lambda g=groof: g)
             print(f"  peak CUDA memory {torch.cuda.max_memory_allocated() / 1e9:.2f} GB")
 
 if __name__ == "__main__":

@@ -56,8 +56,8 @@ def part(kind: str, n: int, d: int, k: int) -> dict[str, float]:
             ix.add(b)
             ix.search(a, k)
     else:
-        from speechmine.io.atomic import write_npz
         from speechmine.config import MineConfig
+        from speechmine.io.atomic import write_npz
         from speechmine.knn import exact_knn_both
         from speechmine.select import mine_neighbours
 

@@ -643,8 +643,7 @@ def provenance(path, fetched, per_src, kept_src, sets, counts, seed):
     w("* **Sentences**: an aligned unit is split into sentences by a rule-based splitter;")
     w("  if both sides split into the same number of sentences they are paired in order,")
     w(f"  otherwise the unit is kept whole if it has at most {MAX_WORDS} words, else dropped.")
-    w("* **Filters**: English side {0}–{1} words; both sides mostly letters; no printf/brace".format(
-        MIN_WORDS, MAX_WORDS))
+    w(f"* **Filters**: English side {MIN_WORDS}–{MAX_WORDS} words; both sides mostly letters; no printf/brace")
     w("  placeholders (`%s`, `{name}`, `$VAR`), URLs, `<>|\\`; stop-word test that the English")
     w("  side is English and the French side French; French/English character-length ratio")
     w("  0.75–2.0; identical multiset of numbers on both sides; French side not mostly")

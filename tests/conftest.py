@@ -6,16 +6,24 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import SONAR_DATA
+from helpers import DEMO, SONAR_DATA
 
 
 @pytest.fixture
 def sonar_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of the tiny SONAR fixtures (encoders write checksum sidecars)."""
-    dst = tmp_path_factory.mktemp("sonar")
-    for name in ("tiny_text_encoder.pt", "tiny_speech_encoder.pt", "tiny_spm.model"):
-        shutil.copy(SONAR_DATA / name, dst / name)
+    """A private copy of the tiny SONAR fixtures (encoders write checksum sidecars next to
+    model files, and tests rewrite or move them)."""
+    dst = tmp_path_factory.mktemp("sonar") / "fixtures"
+    shutil.copytree(SONAR_DATA, dst)
     return dst
+
+
+@pytest.fixture
+def demo_dir() -> Path:
+    """The committed speech demo (skips when it has not been built)."""
+    if not (DEMO / "en_speech.tsv").exists():
+        pytest.skip("speech demo data not built (scripts/build_speech_demo.py)")
+    return DEMO
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ import os
 import random
 import subprocess
 import sys
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ TINY = DATA / "tiny"
 SONAR_DATA = DATA / "sonar"
 TINY_LANGS = ["eng_Latn", "fra_Latn", "deu_Latn"]
 SR = 16_000
+#: the committed speech demo (English audio, French and English text, gold)
+DEMO = TESTS.parent / "src" / "speechmine" / "data" / "speech_demo"
 
 
 # ------------------------------------------------------------------------------ toy corpus
@@ -205,6 +208,52 @@ def sonar_speech_cfg(folder: Path) -> dict[str, Any]:
             "encoder_model": str(folder / "tiny_speech_encoder.pt"),
             "_name": "sonar2_speech_encoder", "spm_model": None, "fp16": False,
             "num_processes": 4}
+
+
+def sonar_options(folder: Path, **extra: Any) -> dict[str, Any]:
+    """Options that build the tiny SONAR text encoder from ``folder``."""
+    return {"model": str(folder / "tiny_text_encoder.pt"),
+            "tokenizer": str(folder / "tiny_spm.model"), "lang_table": TINY_LANGS,
+            "max_seq_len": 64, "device": "cpu", **extra}
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """16-bit PCM mono wav → float32 in [-1, 1] (what SONAR's audio decoder yields)."""
+    with wave.open(str(path)) as w:
+        assert w.getnchannels() == 1 and w.getsampwidth() == 2 and w.getframerate() == 16_000
+        raw = w.readframes(w.getnframes())
+    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def sine(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
+    """``(round(seconds * sr),)`` float32 sine."""
+    t = np.arange(int(round(seconds * sr))) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def dominant_freq(x: np.ndarray, sr: int) -> float:
+    """Frequency (Hz) of the largest FFT bin."""
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.argmax(spec) * sr / len(x))
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words for WER ("Mr." and "mister" count as the same word)."""
+    import re
+
+    text = text.lower().replace("mr.", "mister").replace("-", " ")
+    return re.sub(r"[^a-z' ]", " ", text).split()
+
+
+def word_errors(ref: list[str], hyp: list[str]) -> int:
+    """Levenshtein distance between word lists (substitutions + insertions + deletions)."""
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        new = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            new[j] = min(row[j] + 1, new[j - 1] + 1, row[j - 1] + (r != h))
+        row = new
+    return row[-1]
 
 
 # ------------------------------------------------------------------------------ CLI

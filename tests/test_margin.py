@@ -6,9 +6,9 @@ import itertools
 import logging
 
 import numpy as np
+import oracle
 import pytest
 
-import oracle
 from speechmine.api import mine_embeddings
 from speechmine.config import MINE_PRESETS, MineConfig
 from speechmine.knn import Neighbours

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .api import mine  # noqa: E402  (light: no model is loaded at import)
+from .api import mine
 
 __all__ = ["mine", "__version__"]

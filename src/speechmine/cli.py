@@ -29,8 +29,8 @@ class _FriendlyErrors(click.Group):
         from .config import ConfigError
         from .encoders import EncoderError
         from .io.embeddings import EmbeddingFileError
-        from .types import InputError
         from .pipeline.lock import RunLockedError
+        from .types import InputError
 
         try:
             return super().invoke(ctx)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from helpers import SONAR_DATA
 
 from speechmine.config import ConfigError, load_config

@@ -18,9 +18,10 @@ from helpers import Corpus, make_config, pairs_of, read_gz_rows, sentences, writ
 
 from speechmine.encoders.toy import ToyEncoder
 from speechmine.io.embeddings import EmbeddingFileError
-from speechmine.types import InputError
 from speechmine.pipeline import run
 from speechmine.pipeline.lock import DirLock, RunLockedError
+from speechmine.types import InputError
+
 
 def check_outputs_agree(result, en_lines: list[str], fr_lines: list[str],
                         en_meta: list[str] | None, fr_meta: list[str] | None) -> None:

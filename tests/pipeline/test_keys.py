@@ -19,10 +19,18 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import (SONAR_DATA, TINY_LANGS, Corpus, make_audio, make_config, sentences,
-                     write_lines, write_manifest)
+from helpers import (
+    SONAR_DATA,
+    TINY_LANGS,
+    Corpus,
+    make_audio,
+    make_config,
+    sentences,
+    write_lines,
+    write_manifest,
+)
 
-from speechmine.config import (IndexConfig, MineConfig, RunConfig, SegmentConfig, is_transient)
+from speechmine.config import IndexConfig, MineConfig, RunConfig, SegmentConfig, is_transient
 from speechmine.pipeline import plan
 
 pytest.importorskip("torch")
@@ -44,7 +52,7 @@ def leaves(obj: Any, prefix: str = "") -> list[str]:
 
 
 def field_of(cfg: Any, path: str) -> dataclasses.Field[Any]:
-    obj, *_, name = [cfg, *path.split(".")]
+    obj = cfg
     for part in path.split(".")[:-1]:
         obj = getattr(obj, part)
     return next(f for f in dataclasses.fields(obj) if f.name == path.split(".")[-1])

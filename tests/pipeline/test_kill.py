@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 from helpers import cli, output_bytes, sharded_preset, write_sharded
 
-pytestmark = pytest.mark.slow
-
 POINTS = ["inputs", "embed:2", "index-train", "index-populate:2", "knn", "select", "outputs"]
 
 

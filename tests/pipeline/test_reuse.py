@@ -12,8 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import (Corpus, make_audio, make_config, output_bytes, pairs_of, sentences,
-                     sonar_speech_cfg, write_lines, write_manifest)
+from helpers import (
+    Corpus,
+    make_audio,
+    make_config,
+    output_bytes,
+    pairs_of,
+    sentences,
+    sonar_speech_cfg,
+    write_lines,
+    write_manifest,
+)
 
 from speechmine.pipeline import run
 from speechmine.pipeline.embed import EMB

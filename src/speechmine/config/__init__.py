@@ -13,9 +13,21 @@ keys that do not apply are accepted and listed in :attr:`RunConfig.ignored`.
 from __future__ import annotations
 
 from .load import build_config, load_config, resolved_yaml
-from .model import (MINE_PRESETS, CacheConfig, DataConfig, EncoderConfig, IndexConfig,
-                    LauncherConfig, MineConfig, RunConfig, SegmentConfig, SideConfig,
-                    is_transient, result_view, transient)
+from .model import (
+                    MINE_PRESETS,
+                    CacheConfig,
+                    DataConfig,
+                    EncoderConfig,
+                    IndexConfig,
+                    LauncherConfig,
+                    MineConfig,
+                    RunConfig,
+                    SegmentConfig,
+                    SideConfig,
+                    is_transient,
+                    result_view,
+                    transient,
+)
 from .stopes import lang_code_of
 from .validate import ConfigError
 

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import (InterpolationToMissingValueError, MissingMandatoryValue,
-                              OmegaConfBaseException)
+from omegaconf.errors import (
+    InterpolationToMissingValueError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+)
 
 from . import validate
 from .model import RunConfig

@@ -12,10 +12,25 @@ from typing import Any
 from .. import encoders
 from ..margin import CANDIDATES, MARGINS
 from ..select import RETRIEVALS
-from .model import (MINE_PRESETS, CacheConfig, DataConfig, EncoderConfig, IndexConfig,
-                    LauncherConfig, MineConfig, SegmentConfig, SideConfig)
-from .stopes import (IGNORED_ENCODER, IGNORED_LAUNCHER, StopesKeyError, lang_code_of,
-                     mine_indexes_values, names_audio)
+from .model import (
+    MINE_PRESETS,
+    CacheConfig,
+    DataConfig,
+    EncoderConfig,
+    IndexConfig,
+    LauncherConfig,
+    MineConfig,
+    SegmentConfig,
+    SideConfig,
+)
+from .stopes import (
+    IGNORED_ENCODER,
+    IGNORED_LAUNCHER,
+    StopesKeyError,
+    lang_code_of,
+    mine_indexes_values,
+    names_audio,
+)
 
 
 class ConfigError(ValueError):

@@ -255,7 +255,7 @@ def _distribution_of(top_module: str) -> Any:
     for name in names:
         try:
             return distribution(name)
-        except Exception:  # noqa: BLE001 - metadata of a broken install: treat as unknown
+        except Exception:
             continue
     return None
 

@@ -89,7 +89,7 @@ class NpyStreamWriter:
             self._data_path.unlink()
         self._ctx.__exit__(RuntimeError, None, None)
 
-    def __enter__(self) -> "NpyStreamWriter":
+    def __enter__(self) -> NpyStreamWriter:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:

@@ -20,7 +20,7 @@ from typing import IO
 import numpy as np
 from omegaconf import OmegaConf
 
-from ..types import InputError, Reject, SideInputs
+from ..types import InputError, SideInputs
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,13 @@ import numpy as np
 
 from .. import encoders
 from ..config import RunConfig, SideConfig
-from ..io.embeddings import (EmbeddingFileError, NpyStreamWriter, l2_normalize, load_embeddings,
-                             read_sidecar)
+from ..io.embeddings import (
+    EmbeddingFileError,
+    NpyStreamWriter,
+    l2_normalize,
+    load_embeddings,
+    read_sidecar,
+)
 from ..io.text import iter_raw_lines
 from .stage import Stage, kill_point, run_stage
 

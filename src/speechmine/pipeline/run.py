@@ -241,7 +241,7 @@ def _versions() -> dict[str, str]:
     for pkg in ("speechmine", "numpy", "faiss-cpu", "omegaconf"):
         try:
             out[pkg] = version(pkg)
-        except Exception:  # noqa: BLE001 - a missing distribution is just not reported
+        except Exception:
             pass
     return out
 

@@ -111,7 +111,7 @@ def run_stage(stage: Stage, work: Path, compute: Callable[[Path], None],
     if _valid_marker(final, stage) is not None:
         try:
             return load(final), False
-        except Exception as exc:  # noqa: BLE001 - any damage means: compute it again
+        except Exception as exc:
             log.warning("%s: stored output %s cannot be read (%s: %s); computing it again",
                         stage.name, final, type(exc).__name__, exc)
     if final.exists():

@@ -57,7 +57,7 @@ class InertRecord:
         obj.args, obj.state, obj.items = args, None, {}
         return obj
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: D107 - inert by design
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def __setstate__(self, state: Any) -> None:

@@ -16,7 +16,12 @@ from .checkpoint import extract_state_dict, load_checkpoint, to_fairseq2_text
 from .download import file_sha256, model_file_identity
 from .langs import UnknownLanguageError, text_lang
 from .options import (
-    TEXT_SPEC, SonarOptions, find_model_file, model_width, parse_options, resolve_model_file,
+    TEXT_SPEC,
+    SonarOptions,
+    find_model_file,
+    model_width,
+    parse_options,
+    resolve_model_file,
 )
 from .runtime import build_model
 from .text_model import SonarTextModel, TextConfig, infer_text_config

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import sonar_options
 
-from sonar_helpers import text_options
 from speechmine.encoders import EncoderError, create
 from speechmine.encoders.sonar import UnsafeCheckpointError
 from speechmine.encoders.sonar.checkpoint import InertRecord, load_checkpoint
@@ -80,7 +80,7 @@ def test_legacy_text_checkpoint_converts(data: Path, reference: dict) -> None:
             "args": argparse.Namespace(arch="transformer")}
     path = data / "legacy_text.pt"
     torch.save(ckpt, path)
-    enc = create("sonar_text", lang="fr", **text_options(data, model=str(path)))
+    enc = create("sonar_text", lang="fr", **sonar_options(data, model=str(path)))
     got = enc.encode(reference["sentences"])
     assert np.abs(got - reference["text"]).max() <= 1e-5
 
@@ -108,7 +108,7 @@ def test_wrapped_state_dict_loads(data: Path, reference: dict) -> None:
     sd = torch.load(data / "tiny_text_encoder.pt", weights_only=True)
     path = data / "wrapped.pt"
     torch.save({"model": sd, "model_arch": "basic", "fs2": True}, path)
-    enc = create("sonar_text", lang="fra", **text_options(data, model=str(path)))
+    enc = create("sonar_text", lang="fra", **sonar_options(data, model=str(path)))
     assert np.abs(enc.encode(reference["sentences"]) - reference["text"]).max() <= 1e-5
 
 
@@ -146,9 +146,9 @@ def test_arbitrary_pickled_object_is_refused_unless_trusted(data: Path, zip_form
         load_checkpoint(path)
     assert "_side_effect" in str(err.value) and _CALLED == []
     with pytest.raises(EncoderError):  # the encoder surfaces it as an EncoderError too
-        create("sonar_text", lang="fr", **text_options(data, model=str(path)))
+        create("sonar_text", lang="fr", **sonar_options(data, model=str(path)))
     assert _CALLED == []
-    opts = text_options(data, model=str(path), trust_checkpoint=True)
+    opts = sonar_options(data, model=str(path), trust_checkpoint=True)
     enc = create("sonar_text", lang="fr", **opts)
     assert _CALLED == ["payload ran"] and enc.dim == 32
 
@@ -167,7 +167,7 @@ def test_architecture_mismatch_is_a_clear_error(data: Path) -> None:
     path = data / "odd.pt"
     torch.save(sd, path)
     with pytest.raises(EncoderError, match="does not match the architecture"):
-        create("sonar_text", lang="fr", **text_options(data, model=str(path)))
+        create("sonar_text", lang="fr", **sonar_options(data, model=str(path)))
 
 
 def test_safetensors_checkpoint_loads(data: Path, reference: dict) -> None:
@@ -175,15 +175,15 @@ def test_safetensors_checkpoint_loads(data: Path, reference: dict) -> None:
     sd = torch.load(data / "tiny_text_encoder.pt", weights_only=True)
     path = data / "tiny_text_encoder.safetensors"
     st.save_file(sd, str(path))
-    enc = create("sonar_text", lang="fr", **text_options(data, model=str(path)))
+    enc = create("sonar_text", lang="fr", **sonar_options(data, model=str(path)))
     assert np.abs(enc.encode(reference["sentences"]) - reference["text"]).max() <= 1e-5
 
 
 def test_runtime_option_errors(data: Path) -> None:
     with pytest.raises(EncoderError, match="unknown dtype"):
-        create("sonar_text", lang="fr", **text_options(data, dtype="float8"))
+        create("sonar_text", lang="fr", **sonar_options(data, dtype="float8"))
     with pytest.raises(EncoderError, match="quantize"):
-        create("sonar_text", lang="fr", **text_options(data, quantize="int4"))
+        create("sonar_text", lang="fr", **sonar_options(data, quantize="int4"))
     if not torch.cuda.is_available():
         with pytest.raises(EncoderError, match="CUDA is not available"):
-            create("sonar_text", lang="fr", **text_options(data, device="cuda"))
+            create("sonar_text", lang="fr", **sonar_options(data, device="cuda"))

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import SONAR_DATA, TINY_LANGS, sonar_options
 
-from sonar_helpers import DATA, TINY_LANGS, text_options
 from speechmine.encoders import EncoderError, create
 from speechmine.encoders.sonar import SegmentRejected
 from speechmine.encoders.sonar._cardgen import parse_cards
@@ -85,7 +85,7 @@ def test_fbank_shapes_and_limits() -> None:
 def test_long_text_is_truncated_with_counted_warning(
     data: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    enc = create("sonar_text", lang="fr", **text_options(data, max_seq_len=8))
+    enc = create("sonar_text", lang="fr", **sonar_options(data, max_seq_len=8))
     with caplog.at_level(logging.WARNING):
         ids = enc.tokenize(["the cat sat on the mat", "hi", "bonjour le monde"])
         enc.encode_batch(["the cat sat on the mat"])
@@ -110,7 +110,7 @@ def test_unknown_language_lists_close_matches(data: Path) -> None:
     with pytest.raises(UnknownLanguageError, match="fra_Latn"):
         text_lang("fra_Latm")
     with pytest.raises(EncoderError, match="close matches"):
-        create("sonar_text", lang="xx", **text_options(data))
+        create("sonar_text", lang="xx", **sonar_options(data))
     with pytest.raises(UnknownLanguageError, match="no SONAR speech encoder"):
         speech_lang("yor")
 
@@ -121,15 +121,15 @@ def test_speech_language_codes() -> None:
 
 
 def test_configurable_language_table_changes_lang_token(data: Path) -> None:
-    enc = create("sonar_text", lang="deu_Latn", **text_options(data))
+    enc = create("sonar_text", lang="deu_Latn", **sonar_options(data))
     assert enc.lang_token == 51 and enc.tokenize(["x"])[0][0] == 51
-    opts = text_options(data, lang_table=TINY_LANGS[::-1])
+    opts = sonar_options(data, lang_table=TINY_LANGS[::-1])
     flipped = create("sonar_text", lang="deu_Latn", **opts)
     assert flipped.lang_token == 49
 
 
 def test_shipped_card_tables_match_the_cards() -> None:
-    parsed = parse_cards(DATA)
+    parsed = parse_cards(SONAR_DATA)
     assert tuple(parsed["langs"]) == TEXT_LANGS and len(TEXT_LANGS) == 202
     assert parsed["speech"] == SPEECH_MODELS
     assert SPEECH_MODELS["sonar_speech_encoder_eng"]["arch"] == "english"
@@ -157,17 +157,17 @@ def test_stopes_options_are_accepted(data: Path, caplog: pytest.LogCaptureFixtur
     for cls in (type(enc), type(sp)):
         assert not {"device", "gpu", "dtype", "fp16", "quantize"} & cls.TRANSIENT_OPTIONS
     with pytest.raises(EncoderError, match="unknown option"):
-        create("sonar_text", lang="fr", bogus=1, **text_options(data))
+        create("sonar_text", lang="fr", bogus=1, **sonar_options(data))
 
 
 def test_fingerprint_follows_the_weights(data: Path) -> None:
-    a = create("sonar_text", lang="fr", **text_options(data)).fingerprint()
+    a = create("sonar_text", lang="fr", **sonar_options(data)).fingerprint()
     sd = torch.load(data / "tiny_text_encoder.pt", weights_only=True)
     sd["layer_norm.bias"] += 0.5
     other = data / "other" / "tiny_text_encoder.pt"
     other.parent.mkdir()
     torch.save(sd, other)
-    b = create("sonar_text", lang="fr", **text_options(data, model=str(other))).fingerprint()
+    b = create("sonar_text", lang="fr", **sonar_options(data, model=str(other))).fingerprint()
     assert a["sha256"] != b["sha256"] and len(a["sha256"]) == 64
     assert {k for k in a if a[k] != b[k]} == {"sha256"}  # same name, only the weights differ
     # the hash is computed once: the sidecar answers next time
@@ -181,7 +181,7 @@ def test_read_only_model_dir_keeps_sidecar_in_cache(
 
     ro = tmp_path / "ro"
     ro.mkdir()
-    shutil.copy(DATA / "tiny_speech_encoder.pt", ro)
+    shutil.copy(SONAR_DATA / "tiny_speech_encoder.pt", ro)
     # (chmod does not stop root, who runs CI: declare the folder read-only instead)
     monkeypatch.setattr(download, "_writable", lambda folder: folder != ro)
     enc = create("sonar_speech", model=str(ro / "tiny_speech_encoder.pt"), device="cpu")
@@ -192,7 +192,7 @@ def test_read_only_model_dir_keeps_sidecar_in_cache(
 
 
 def test_int8_quantisation_stays_close(data: Path, reference: dict, waves: list) -> None:
-    q = create("sonar_text", lang="fr", **text_options(data, quantize="int8"))
+    q = create("sonar_text", lang="fr", **sonar_options(data, quantize="int8"))
     assert ".dynamic." in type(q.model.encoder.layers[0].ffn.inner_proj).__module__
     cos = _cos(q.encode(reference["sentences"]), reference["text"])
     assert cos.min() >= 0.99, cos

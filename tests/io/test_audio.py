@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from speech_helpers import dominant_freq, sine
+from helpers import dominant_freq, sine
 
 from speechmine.io import audio as audio_mod
 from speechmine.io.audio import (

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import SONAR_DATA, TINY_LANGS
 
-from sonar_helpers import DATA, TINY_LANGS
 from speechmine.encoders import EncoderError, create
 from speechmine.encoders.sonar import ModelFileError, download
 from speechmine.encoders.sonar.download import ensure_file, file_sha256
@@ -34,7 +34,7 @@ class FileServer:
             def log_message(self, *args: Any) -> None:  # keep pytest output clean
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:
                 name = self.path.rsplit("/", 1)[-1]
                 rng = self.headers.get("Range")
                 server.requests.append((name, rng))
@@ -76,9 +76,9 @@ class FileServer:
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
     files = {
-        "sonar_text_encoder.pt": (DATA / "tiny_text_encoder.pt").read_bytes(),
-        "sentencepiece.source.256000.model": (DATA / "tiny_spm.model").read_bytes(),
-        "spenc.v3ap.fra.pt": (DATA / "tiny_speech_encoder.pt").read_bytes(),
+        "sonar_text_encoder.pt": (SONAR_DATA / "tiny_text_encoder.pt").read_bytes(),
+        "sentencepiece.source.256000.model": (SONAR_DATA / "tiny_spm.model").read_bytes(),
+        "spenc.v3ap.fra.pt": (SONAR_DATA / "tiny_speech_encoder.pt").read_bytes(),
     }
     srv = FileServer(files)
     monkeypatch.setenv("SPEECHMINE_SONAR_BASE_URL", srv.url)

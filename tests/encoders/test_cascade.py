@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
-from speech_helpers import word_errors, words
+from helpers import word_errors, words
 
 from speechmine.encoders import Encoder, EncoderError, resolve
 from speechmine.io.audio import load_segments
@@ -46,7 +46,7 @@ class BagOfWords(Encoder):
 def real_utterances():
     """Three LibriVox read-speech utterances of the demo (~14 s): waveforms, transcripts and
     manifest line numbers (0-based)."""
-    from speech_helpers import DEMO
+    from helpers import DEMO
 
     if not (DEMO / "en_speech.tsv").exists():
         pytest.skip("speech demo data not built")
@@ -58,6 +58,7 @@ def real_utterances():
     return [waves[k] for k in range(len(picked))], [texts[i] for i in picked], picked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("asr", BACKENDS)
 def test_transcribes_real_recordings(asr, real_utterances):
     cls = resolve("cascade")

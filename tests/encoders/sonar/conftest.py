@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,30 +12,21 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sentencepiece")
 
-from sonar_helpers import DATA, read_wav, text_options  # noqa: E402
+from helpers import SONAR_DATA, read_wav, sonar_options
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Never touch the user's cache or the network defaults."""
-    monkeypatch.setenv("SPEECHMINE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("SPEECHMINE_SONAR_BASE_URL", raising=False)
+def _local_servers_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Download tests serve model files on 127.0.0.1: lift the root conftest's offline guard
+    (the cache stays private, and no test names a host other than 127.0.0.1)."""
     monkeypatch.delenv("SPEECHMINE_OFFLINE", raising=False)
-
-
-@pytest.fixture
-def data(tmp_path: Path) -> Path:
-    """A private copy of the fixtures (sha256 sidecars are written next to model files)."""
-    dst = tmp_path / "fixtures"
-    shutil.copytree(DATA, dst)
-    return dst
 
 
 @pytest.fixture(scope="session")
 def reference() -> dict[str, Any]:
     """reference.json plus the golden arrays of reference.npz."""
-    ref = json.loads((DATA / "reference.json").read_text())
-    with np.load(DATA / "reference.npz") as npz:
+    ref = json.loads((SONAR_DATA / "reference.json").read_text())
+    with np.load(SONAR_DATA / "reference.npz") as npz:
         ref.update({k: npz[k] for k in npz.files})
     return ref
 
@@ -44,7 +34,7 @@ def reference() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def waves(reference: dict[str, Any]) -> list[np.ndarray]:
     """The golden speech inputs as float32 waveforms."""
-    return [read_wav(DATA / name) for name in reference["speech_files"]]
+    return [read_wav(SONAR_DATA / name) for name in reference["speech_files"]]
 
 
 @pytest.fixture
@@ -52,7 +42,7 @@ def text_encoder(data: Path) -> Any:
     """The tiny text encoder through the public registry, French."""
     from speechmine.encoders import create
 
-    return create("sonar_text", lang="fra_Latn", **text_options(data))
+    return create("sonar_text", lang="fra_Latn", **sonar_options(data))
 
 
 @pytest.fixture
