@@ -274,6 +274,14 @@ def segment_to_manifest(
     return segments
 
 
+def _span(segment: AudioSegment | tuple[str, int, int]) -> tuple[str, int, int]:
+    """``(path, start, end)`` of a segment given as :class:`AudioSegment` or as a 3-tuple."""
+    if isinstance(segment, AudioSegment):
+        return segment.path, segment.start, segment.end
+    path, start, end = segment
+    return path, start, end
+
+
 def remove_overlaps(
     scores: Sequence[float] | np.ndarray,
     segments: Sequence[AudioSegment | tuple[str, int, int]],
@@ -297,8 +305,7 @@ def remove_overlaps(
     n = len(scores)
     if len(segments) != n or (ids is not None and len(ids) != n):
         raise ValueError("scores, segments and ids must have the same length")
-    spans = [(s.path, s.start, s.end) if isinstance(s, AudioSegment) else tuple(s)
-             for s in segments]
+    spans = [_span(s) for s in segments]
     keys = ids if ids is not None else range(n)
     order = sorted(range(n), key=lambda i: (-float(scores[i]), keys[i]))
     # Per file, the kept spans are disjoint: sorted starts and their ends allow a bisect test.

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import Container, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import (
     InterpolationToMissingValueError,
     MissingMandatoryValue,
@@ -47,7 +47,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     """
     source = str(path) if path else "<arguments>"
     try:
-        cfg = OmegaConf.load(path) if path else OmegaConf.create(base or {})
+        cfg: Container = OmegaConf.load(path) if path else OmegaConf.create(base or {})
         if path and base:
             cfg = OmegaConf.merge(OmegaConf.create(base), cfg)
         for ov in overrides:
@@ -124,7 +124,7 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     if missing_names:
         _raise_missing(need, source)
     raw.update(names)
-    for key in shared.keys():
+    for key in map(str, shared.keys()):  # a YAML key may be a number: named, it is unknown
         if key in TOP_KEYS:
             continue
         if key in IGNORED_TOP:
@@ -157,12 +157,14 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
         entry = lang_configs.get(name) or OmegaConf.create({})
         if not isinstance(entry, DictConfig):
             raise err(f"lang_configs.{name}", "must be a mapping", source)
-        merged, side_missing = _resolve_keys(OmegaConf.merge(shared, entry), SIDE_READ, source,
-                                             need)
+        side_node = OmegaConf.merge(shared, entry)
+        if not isinstance(side_node, DictConfig):  # cannot happen: both are mappings
+            raise err(f"lang_configs.{name}", "the merged settings are not a mapping", source)
+        merged, side_missing = _resolve_keys(side_node, SIDE_READ, source, need)
         if side_missing:
             continue  # reported below, with every other missing value
-        sides.append(validate.side(name, merged, list(entry.keys()), source, ignored,
-                                   check_files, notes))
+        sides.append(validate.side(name, merged, [str(k) for k in entry.keys()], source,
+                                   ignored, check_files, notes))
         resolved_entries[name] = merged
     if need:
         _raise_missing(need, source)

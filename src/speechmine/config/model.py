@@ -17,7 +17,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..io.manifest import Units
 
 
 def transient(default: Any = dataclasses.MISSING, *, why: str, **kwargs: Any) -> Any:
@@ -80,7 +83,7 @@ class DataConfig:
     meta_glob: str | None = None
     nl_file_template: str | None = "{lang}.nl"
     #: speech manifests: ``samples`` (stopes, 16 kHz) or ``seconds``
-    manifest_units: str = "samples"
+    manifest_units: Units = "samples"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 
@@ -78,13 +78,17 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", gz: bool = False
             with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
                                                          filename="") as gzf:
                 if "b" in mode:
-                    yield gzf
+                    # a GzipFile is a binary file object, but typeshed does not derive it from
+                    # IO[bytes]
+                    yield cast("IO[bytes]", gzf)
                 else:
                     with io.TextIOWrapper(gzf, encoding="utf-8", newline="\n") as fh:
                         yield fh
+        elif "b" in mode:
+            with open(tmp, mode) as fh:
+                yield fh
         else:
-            kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
-            with open(tmp, mode, **kwargs) as fh:
+            with open(tmp, mode, encoding="utf-8", newline="\n") as fh:
                 yield fh
 
 
@@ -123,7 +127,8 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 def write_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
     """Atomically write an uncompressed ``.npz`` (deterministic bytes for equal arrays)."""
     with atomic_open(path, "wb") as fh:
-        np.savez(fh, **arrays)
+        # allow_pickle given by name (numpy's default), so that no array name can take its place
+        np.savez(fh, allow_pickle=True, **arrays)
 
 
 def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:

@@ -65,7 +65,9 @@ def _blocks_av(path: str) -> tuple[int, int, Iterator[np.ndarray]]:
     if rate <= 0:
         container.close()
         raise AudioDecodeError("unknown sample rate")
-    frames = int(float(stream.duration * stream.time_base) * rate) if stream.duration else 0
+    frames = 0  # unknown: only sizes the output buffer, which grows as needed
+    if stream.duration and stream.time_base is not None:
+        frames = int(float(stream.duration * stream.time_base) * rate)
     # Planar float keeps channels apart whatever the codec's native sample format is;
     # rate and layout are left alone so that downmix and resampling stay in one place.
     resampler = av.AudioResampler(format="fltp")

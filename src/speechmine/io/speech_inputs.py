@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..types import AudioSegment, InputError, samples_to_seconds
 from .text import ShardScan, iter_raw_lines
 
+if TYPE_CHECKING:
+    from .manifest import Units
+
 log = logging.getLogger(__name__)
 
 
-def scan_manifest(shard: str, units: str, on_error: str) -> ShardScan:
+def scan_manifest(shard: str, units: Units, on_error: str) -> ShardScan:
     """One pass over a manifest: count lines, parse every segment line (syntax only).
 
     rows: the 0-based lines that parse; a malformed line is a reject, or with ``on_error !=
@@ -60,7 +63,7 @@ def _base_dir(manifest: str) -> str:
     return os.path.dirname(os.path.abspath(manifest))
 
 
-def segments_of(shard: str, rows: np.ndarray, units: str) -> list[AudioSegment]:
+def segments_of(shard: str, rows: np.ndarray, units: Units) -> list[AudioSegment]:
     """The segments at 0-based line numbers ``rows`` of one manifest."""
     from .manifest import parse_line
 
@@ -87,7 +90,7 @@ def _worker_cache(verify: str) -> Any:
     return _CACHES[verify]
 
 
-def iter_valid_waveforms(shard: str, rows: np.ndarray, units: str, encoder: Any, chunk: int,
+def iter_valid_waveforms(shard: str, rows: np.ndarray, units: Units, encoder: Any, chunk: int,
                          on_error: str, verify: str = "content"
                          ) -> Iterator[tuple[np.ndarray, list[np.ndarray],
                                          list[tuple[int, str]]]]:
@@ -106,14 +109,20 @@ def iter_valid_waveforms(shard: str, rows: np.ndarray, units: str, encoder: Any,
     for c0 in range(0, len(segs), chunk):
         part = segs[c0 : c0 + chunk]
         got = dict(load_segments(part, cache))
-        ok_rows, waves, rejects = [], [], []
+        ok_rows: list[int] = []
+        waves: list[np.ndarray] = []
+        rejects: list[tuple[int, str]] = []
         for i, seg in enumerate(part):
             item = got[i]
-            reason = item if isinstance(item, str) else encoder.check(item)
-            if reason is None:
-                ok_rows.append(seg.lineno - 1)
-                waves.append(item)
-                continue
+            if isinstance(item, str):  # the audio could not be loaded: the reason why
+                reason = item
+            else:
+                checked: str | None = encoder.check(item)
+                if checked is None:
+                    ok_rows.append(seg.lineno - 1)
+                    waves.append(item)
+                    continue
+                reason = checked
             if on_error != "skip":
                 raise InputError(f"{seg.source}:{seg.lineno}: {reason} (use --on-error skip to "
                                  "list such segments in rejects.tsv and go on)")

@@ -9,16 +9,16 @@ from __future__ import annotations
 import glob
 import gzip
 import hashlib
+import io
 import logging
 import lzma
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import numpy as np
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from ..types import InputError, SideInputs
 
@@ -51,9 +51,16 @@ def find_shards(lang: str, shard_dir: str | None, shard_list: object, shard_glob
             listing = Path(shard_list)
             if not listing.is_file():
                 raise InputError(f"{where}.shard_list: file {listing} does not exist")
-            shards = [str(s) for s in OmegaConf.load(listing)["shard_list"]]
+            loaded = OmegaConf.load(listing)
+            if not isinstance(loaded, DictConfig):
+                raise InputError(f"{where}.shard_list: {listing} must be a YAML mapping with a "
+                                 "shard_list: key")
+            shards = [str(s) for s in loaded["shard_list"]]
+        elif isinstance(shard_list, Iterable):
+            shards = [str(s) for s in shard_list]
         else:
-            shards = [str(s) for s in shard_list]  # type: ignore[union-attr]
+            raise InputError(f"{where}.shard_list: must be a list of paths or a YAML file, got "
+                             f"{shard_list!r}")
     elif shard_glob:
         shards = glob_sorted(shard_glob, lang)
         if not shards:
@@ -112,7 +119,7 @@ def check_nl_counts(path: Path, counts: list[int], shards: list[str], sizes: lis
                              "or delete the file")
 
 
-def open_binary(path: str | Path) -> IO[bytes]:
+def open_binary(path: str | Path) -> io.BufferedIOBase:
     """Open a text shard for reading bytes, decompressing .gz / .xz by extension."""
     p = str(path)
     if p.endswith(".gz"):

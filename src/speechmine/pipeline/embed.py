@@ -31,6 +31,7 @@ from ..io.embeddings import (
     load_embeddings,
     read_sidecar,
 )
+from ..io.manifest import Units
 from ..io.text import iter_raw_lines
 from .stage import Stage, kill_point, run_stage
 
@@ -109,7 +110,7 @@ class EmbedJob:
     existing: str | None = None
     existing_dim: int | None = None
     shard_rows: int | None = None
-    manifest_units: str = "samples"
+    manifest_units: Units = "samples"
     on_error: str = "fail"
     verify: str = "content"
     progress: bool = True

@@ -78,6 +78,9 @@ def run_segment(stage: Stage, work: Path, audio: str, side_cfg: SideConfig) -> s
     from ..segment import segment_to_manifest
 
     def compute(folder: Path) -> None:
+        if side_cfg.segment is None:
+            raise ValueError(f"lang_configs.{side_cfg.name}: no segment_audio settings to "
+                             "segment with")
         segment_to_manifest([str(Path(audio).resolve())], folder / MANIFEST, relative=False,
                             **dataclasses.asdict(side_cfg.segment))
 

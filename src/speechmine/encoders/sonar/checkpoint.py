@@ -52,6 +52,10 @@ class UnsafeCheckpointError(EncoderError):
 class InertRecord:
     """Stand-in for a pickled metadata object: records arguments and state, runs nothing."""
 
+    args: tuple[Any, ...]
+    state: Any
+    items: dict[Any, Any]
+
     def __new__(cls, *args: Any, **kwargs: Any) -> InertRecord:
         obj = super().__new__(cls)
         obj.args, obj.state, obj.items = args, None, {}

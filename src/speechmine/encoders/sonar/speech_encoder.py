@@ -19,7 +19,7 @@ from .langs import UnknownLanguageError, speech_lang, speech_model_for
 from .options import SPEECH_SPEC, find_model_file, model_width, parse_options, resolve_model_file
 from .runtime import build_model
 from .speech_model import FBANK_STRIDE, SonarSpeechModel, SpeechConfig, infer_speech_config
-from .text_encoder import SonarTextEncoder
+from .text_encoder import sonar_weights_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,9 @@ class SonarSpeechEncoder(Encoder):
             out = self.model(batch.to(dev, self.runtime.dtype), lengths.to(dev))
         return out.float().cpu().numpy()
 
-    weights_fingerprint = SonarTextEncoder.weights_fingerprint
+    def weights_fingerprint(self) -> dict[str, Any]:
+        """Model name, checkpoint sha256 (hashed once) and precision, as ``sonar_text``'s."""
+        return sonar_weights_fingerprint(self)
 
     def fingerprint(self) -> dict[str, Any]:
         """Base fingerprint + checkpoint sha256, model name, precision."""

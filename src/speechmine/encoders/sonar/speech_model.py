@@ -181,8 +181,11 @@ class ConformerConvolution(nn.Module):
                      padding=(0, k // 2), groups=w.shape[0])
         x = x.squeeze(2).transpose(1, 2)  # (N, S, D), contiguous again
         bn = self.batch_norm  # eval mode: running statistics
-        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
-        x = F.silu(torch.addcmul(bn.bias - bn.running_mean * scale, x, scale))
+        mean, var = bn.running_mean, bn.running_var
+        if mean is None or var is None:  # only without track_running_stats, never built here
+            raise ValueError("ConformerConvolution needs the BatchNorm running statistics")
+        scale = bn.weight * torch.rsqrt(var + bn.eps)
+        x = F.silu(torch.addcmul(bn.bias - mean * scale, x, scale))
         return F.linear(x, self.pointwise_conv2.weight.squeeze(-1))
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from .options import (
     parse_options,
     resolve_model_file,
 )
-from .runtime import build_model
+from .runtime import Runtime, build_model
 from .text_model import SonarTextModel, TextConfig, infer_text_config
 from .tokenizer import PAD, SonarTokenizer
 
@@ -42,6 +43,25 @@ def _languages(opts: SonarOptions, lang: str | None) -> tuple[tuple[str, ...], s
         return langs, text_lang(lang or TEXT_DEFAULT_LANG, langs)
     except UnknownLanguageError as exc:
         raise EncoderError(str(exc)) from None
+
+
+class _SonarWeights(Protocol):
+    """What :func:`sonar_weights_fingerprint` reads of a SONAR encoder (text or speech)."""
+
+    model_path: Path
+    model_label: str
+    runtime: Runtime
+    _sha: str | None
+
+
+def sonar_weights_fingerprint(enc: _SonarWeights) -> dict[str, Any]:
+    """Model name, checkpoint sha256 (hashed once, kept on ``enc``) and precision: shared by
+    the text and speech encoders."""
+    if enc._sha is None:
+        enc._sha = file_sha256(enc.model_path)
+    return {"model": enc.model_label, "sha256": enc._sha,
+            "dtype": str(enc.runtime.dtype).replace("torch.", ""),
+            "quantize": enc.runtime.quantize}
 
 
 @register
@@ -187,11 +207,7 @@ class SonarTextEncoder(Encoder):
 
     def weights_fingerprint(self) -> dict[str, Any]:
         """Model name, checkpoint sha256 (hashed once) and precision: shared by both encoders."""
-        if self._sha is None:
-            self._sha = file_sha256(self.model_path)
-        return {"model": self.model_label, "sha256": self._sha,
-                "dtype": str(self.runtime.dtype).replace("torch.", ""),
-                "quantize": self.runtime.quantize}
+        return sonar_weights_fingerprint(self)
 
     def fingerprint(self) -> dict[str, Any]:
         """Base fingerprint + checkpoint/tokenizer sha256, language token, limits, precision."""
