@@ -222,3 +222,29 @@ def test_a_truncated_index_is_trained_again(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "out" / "work" / "knn")  # so that the index is needed again
     run(make_config(tmp_path, corpus.dir, extra=ivf))
     assert output_bytes(tmp_path / "out") == before
+
+
+def test_new_weights_at_the_same_path_are_seen_by_the_next_run_in_the_same_process(
+        tmp_path: Path, sonar_dir: Path) -> None:
+    """The encoder's identity holds the checkpoint's bytes, and no stale copy of it survives
+    between runs of one process (notebooks, services)."""
+    torch = pytest.importorskip("torch")
+    from helpers import sonar_text_cfg
+
+    en, fr = sentences(20)
+    corpus = Corpus(tmp_path / "c", en, fr)
+    extra = {"embed_text": {"encoder": sonar_text_cfg(sonar_dir)}, "mine_threshold": 0.0}
+    first = run(make_config(tmp_path, corpus.dir, extra=extra))
+    assert first.counts["src"]["shards_embedded_this_run"] == 1
+    ckpt = sonar_dir / "tiny_text_encoder.pt"
+    state = torch.load(ckpt, weights_only=True)
+    flat = state["model"] if "model" in state else state
+    name = next(k for k, v in flat.items() if torch.is_tensor(v) and v.is_floating_point())
+    flat[name] = flat[name] * 1.5
+    st = ckpt.stat()
+    torch.save(state, ckpt)
+    os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = run(make_config(tmp_path, corpus.dir, extra=extra))
+    assert again.counts["src"]["shards_embedded_this_run"] == 1
+    assert again.counts["tgt"]["shards_embedded_this_run"] == 1
+    assert not np.array_equal(_vectors(again, "src"), _vectors(first, "src"))

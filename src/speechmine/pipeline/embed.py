@@ -45,26 +45,24 @@ CHUNK_ROWS = 4096
 MAX_LOADED_ENCODERS = 2
 
 _ENCODERS: OrderedDict[str, encoders.Encoder] = OrderedDict()
-_IDENTITIES: dict[str, dict[str, Any]] = {}
 
 
 def encoder_identity(side_cfg: SideConfig, verify: str) -> dict[str, Any]:
-    """The side's encoder identity (memoised per process; no model is loaded)."""
+    """The side's encoder identity (no model is loaded). Not remembered across calls: new
+    weights behind the same options must show in the next plan, even in this process (file
+    hashes themselves are remembered per file version, see :mod:`speechmine.io.identity`)."""
     enc = side_cfg.encoder
-    memo = json.dumps([enc.name, enc.options, side_cfg.lang, verify], sort_keys=True,
-                      default=repr)
-    if memo not in _IDENTITIES:
-        _IDENTITIES[memo] = encoders.resolve(enc.name).identity(enc.options, side_cfg.lang,
-                                                                verify)
-    return _IDENTITIES[memo]
+    return encoders.resolve(enc.name).identity(enc.options, side_cfg.lang, verify)
 
 
 def embed_stage(cfg: RunConfig, side_cfg: SideConfig, index: int, scan: Stage, inputs: Stage,
-                existing: str | None, audio: list[str]) -> Stage:
+                existing: str | None, audio: list[str], encoder: dict[str, Any] | None
+                ) -> Stage:
     """The embedding of shard ``index`` of a side (see module doc for what is in the key).
 
     ``existing``: an embedding file imported instead of encoding; ``audio``: the files a
-    manifest names (speech; they decide the vectors as much as the manifest does).
+    manifest names (speech; they decide the vectors as much as the manifest does);
+    ``encoder``: the side's :func:`encoder_identity` (None when importing).
     """
     config: dict[str, Any] = {"modality": side_cfg.modality, "fp16": cfg.fp16}
     files: list[str] = []
@@ -72,7 +70,7 @@ def embed_stage(cfg: RunConfig, side_cfg: SideConfig, index: int, scan: Stage, i
         config.update(source="import", embedding_dimensions=cfg.embedding_dimensions)
         files = [existing]
     else:
-        config.update(source="encode", encoder=encoder_identity(side_cfg, cfg.cache.verify))
+        config.update(source="encode", encoder=encoder)
         files = list(audio)
     if side_cfg.modality == "speech":
         config.update(manifest_units=side_cfg.data.manifest_units,

@@ -26,7 +26,7 @@ from ..io.atomic import clean_stale_tmp
 from ..io.embeddings import EmbeddingFileError, load_embeddings, read_sidecar
 from ..io.text import glob_sorted
 from ..types import Alignment, InputError, Reject
-from .embed import EmbedJob, embed_stage, embedding_dim, run_embed_job
+from .embed import EmbedJob, embed_stage, embedding_dim, encoder_identity, run_embed_job
 from .index import index_stage
 from .inputs import MANIFEST, discover, inputs_stage, scan_side, scan_stage, segment_stage
 from .knn import knn_stage, run_knn
@@ -120,8 +120,9 @@ def plan_side(cfg: RunConfig, role: str, work: Path) -> Side:
              for i, shard in enumerate(shards)]
     inputs = inputs_stage(cfg, side_cfg, scans, metas, nl_file)
     existing = _existing_embeddings(side_cfg, len(shards))
+    encoder = None if existing else encoder_identity(side_cfg, cfg.cache.verify)
     embeds = [embed_stage(cfg, side_cfg, i, scans[i], inputs, existing[i] if existing else None,
-                          [] if existing else _audio_of(side_cfg, shard, sources[i]))
+                          [] if existing else _audio_of(side_cfg, shard, sources[i]), encoder)
               for i, shard in enumerate(shards)]
     return Side(role=role, cfg=side_cfg, shards=shards, metas=metas, nl_file=nl_file,
                 segment=segments, scan=scans, inputs_stage=inputs, embed=embeds,
