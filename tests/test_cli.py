@@ -161,7 +161,7 @@ def test_config_error_is_one_line_exit_2(runner: CliRunner, example: Path, tiny:
     assert res.exit_code == 2
     err = res.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
-    assert "mine.k" in err[0] and str(example) in err[0]
+    assert "mine.k" in err[0] and "command line (mine.k=four)" in err[0]
     assert "Traceback" not in res.output and not (tmp_path / "out").exists()
 
 

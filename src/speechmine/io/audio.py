@@ -3,7 +3,9 @@
 Decoding goes through soundfile first (its wheels bundle libsndfile >= 1.1: wav, flac,
 ogg/vorbis, ogg/opus, mp3) and falls back to PyAV (FFmpeg; optional ``av`` package) for what
 libsndfile cannot read (m4a/aac, webm, ...). Channels are averaged to mono and the signal is
-resampled to :data:`~speechmine.types.SAMPLE_RATE` with soxr's high-quality filter.
+resampled to :data:`~speechmine.types.SAMPLE_RATE` with soxr's high-quality filter, block by
+block: :func:`stream_audio` hands the 16 kHz blocks to a consumer (VAD segmentation), so a long
+file is never whole in memory; :func:`load_audio` collects them into one array.
 
 Manifests address many short segments in few long files, so :class:`AudioCache` decodes each
 file once and serves slices of it; :func:`load_segments` validates every segment against its
@@ -16,8 +18,8 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -25,8 +27,8 @@ from ..types import SAMPLE_RATE, AudioSegment, samples_to_seconds, seconds_to_sa
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AudioDecodeError", "load_audio", "resample", "AudioCache", "load_segments",
-           "batch_by_duration"]
+__all__ = ["AudioDecodeError", "EmptyAudioError", "stream_audio", "load_audio", "resample",
+           "AudioCache", "load_segments", "batch_by_duration"]
 
 
 class AudioDecodeError(RuntimeError):
@@ -37,23 +39,31 @@ class AudioDecodeError(RuntimeError):
 #: beyond its 16 kHz result to one block, instead of a full-rate multichannel copy.
 _BLOCK_SECONDS = 30
 
+T = TypeVar("T")
 
-def _blocks_soundfile(path: str) -> tuple[int, int, Iterator[np.ndarray]]:
+
+class EmptyAudioError(AudioDecodeError):
+    """The file holds no audio at all (zero bytes, or no samples once decoded)."""
+
+
+def _blocks_soundfile(path: str, block_seconds: float = _BLOCK_SECONDS
+                      ) -> tuple[int, int, Iterator[np.ndarray]]:
     """``(sample rate, frames, iterator of (n, channels) float32 blocks)`` via libsndfile."""
     import soundfile as sf
 
     f = sf.SoundFile(path)  # opened now, so that an unreadable header raises here
+    blocksize = max(1, int(block_seconds * f.samplerate))
 
     def blocks() -> Iterator[np.ndarray]:
         with f:
-            yield from f.blocks(blocksize=_BLOCK_SECONDS * f.samplerate, dtype="float32",
-                                always_2d=True)
+            yield from f.blocks(blocksize=blocksize, dtype="float32", always_2d=True)
 
     return int(f.samplerate), int(f.frames), blocks()
 
 
 def _blocks_av(path: str) -> tuple[int, int, Iterator[np.ndarray]]:
-    """Same as :func:`_blocks_soundfile` through PyAV (FFmpeg); frames is an estimate."""
+    """Same as :func:`_blocks_soundfile` through PyAV (FFmpeg); frames is an estimate.
+    Blocks are the codec's frames (a few ms each), so they are small whatever the file."""
     import av  # optional: only needed for formats libsndfile lacks
 
     container = av.open(path)
@@ -92,35 +102,56 @@ def resample(wave: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndar
     return soxr.resample(wave, sr_in, sr_out, quality="HQ").astype(np.float32, copy=False)
 
 
-def _mono_16k(sr: int, frames: int, blocks: Iterator[np.ndarray]) -> np.ndarray:
-    """Average channels and resample block by block (soxr stream: the same samples as one
-    call over the whole signal). Returns contiguous ``(n,)`` float32 at 16 kHz in [-1, 1]."""
+def _iter_16k(sr: int, blocks: Iterator[np.ndarray]) -> Generator[np.ndarray, None, None]:
+    """Average channels, resample (soxr stream) and clip, block by block: the one path from
+    decoded blocks to 16 kHz samples. soxr's stream gives the same samples as one call over
+    the whole signal, whatever the block sizes. Yields non-empty contiguous ``(n,)`` float32
+    blocks in [-1, 1]."""
     stream = None
     if sr != SAMPLE_RATE:
         import soxr
 
         stream = soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-    # Output buffer sized from the header's length (grown if the header was wrong), so the
-    # result is written once instead of concatenated from pieces (which would need 2x).
-    buf = np.empty(frames * SAMPLE_RATE // sr + 64 if frames > 0 else SAMPLE_RATE, np.float32)
-    n = 0
+    for block in blocks:
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        mono = np.ascontiguousarray(mono, dtype=np.float32)
+        out = stream.resample_chunk(mono) if stream is not None else mono
+        if len(out):
+            # Resampling filters ring a little past full scale; encoders are promised [-1, 1].
+            yield np.clip(out, -1.0, 1.0, out=out)
+    if stream is not None:
+        out = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+        if len(out):
+            yield np.clip(out, -1.0, 1.0, out=out)
 
-    def put(chunk: np.ndarray) -> None:
-        nonlocal buf, n
+
+def _collect(blocks: Iterator[np.ndarray], expected: int) -> np.ndarray:
+    """The blocks of :func:`_iter_16k` as one contiguous ``(n,)`` float32 array.
+
+    The buffer is sized from the header's length (``expected``, grown if the header was
+    wrong), so the result is written once instead of concatenated from pieces (which would
+    need 2x)."""
+    buf = np.empty(expected + 64 if expected > 0 else SAMPLE_RATE, np.float32)
+    n = 0
+    for chunk in blocks:
         if n + len(chunk) > len(buf):
             buf = np.resize(buf, max(2 * len(buf), n + len(chunk)))
         buf[n : n + len(chunk)] = chunk
         n += len(chunk)
+    return buf[:n] if n > len(buf) // 2 else buf[:n].copy()  # do not pin a mostly empty buffer
 
-    for block in blocks:
-        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-        mono = np.ascontiguousarray(mono, dtype=np.float32)
-        put(stream.resample_chunk(mono) if stream is not None else mono)
-    if stream is not None:
-        put(stream.resample_chunk(np.zeros(0, np.float32), last=True))
-    wave = buf[:n] if n > len(buf) // 2 else buf[:n].copy()  # do not pin a mostly empty buffer
-    # Resampling filters ring a little past full scale; encoders are promised [-1, 1].
-    return np.clip(wave, -1.0, 1.0, out=wave)
+
+def _consume(consume: Callable[[Iterator[np.ndarray], int], T], sr: int, frames: int,
+             blocks: Iterator[np.ndarray]) -> T:
+    """``consume(16 kHz blocks, expected length)``, closing the decoder whatever happens."""
+    stream = _iter_16k(sr, blocks)
+    try:
+        return consume(stream, frames * SAMPLE_RATE // sr if frames > 0 else 0)
+    finally:
+        stream.close()
+        close = getattr(blocks, "close", None)
+        if close is not None:
+            close()
 
 
 #: libsndfile's "System error": the operating system failed a read, not the data
@@ -143,31 +174,48 @@ def _av_data_error(exc: BaseException) -> bool:
     return isinstance(exc, av.error.FFmpegError) and not isinstance(exc, (OSError, MemoryError))
 
 
-def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decode a whole audio file to mono 16 kHz.
+def stream_audio(path: str | os.PathLike[str],
+                 consume: Callable[[Iterator[np.ndarray], int], T], *,
+                 block_seconds: float | None = None) -> T:
+    """Decode an audio file block by block to mono 16 kHz and hand the blocks to ``consume``.
 
-    Returns:
-        ``(n_samples,)`` float32 in [-1, 1] at :data:`~speechmine.types.SAMPLE_RATE`.
+    ``consume(blocks, expected)`` gets an iterator of contiguous ``(n,)`` float32 blocks in
+    [-1, 1] at :data:`~speechmine.types.SAMPLE_RATE` (each at most about ``block_seconds`` of
+    audio; their concatenation is exactly what :func:`load_audio` returns) and ``expected``,
+    the length announced by the header in 16 kHz samples (0 when unknown; a hint only), and
+    returns the result. Memory beyond what ``consume`` keeps is bounded by one block.
+
+    When soundfile fails on the data, even after some blocks were consumed, the whole file
+    is decoded again with PyAV and ``consume`` is called again from the start: it must not
+    keep state across calls (build fresh state on each call).
+
+    Args:
+        block_seconds: decoding granularity, seconds at the source rate (default 30).
 
     Raises:
         FileNotFoundError: no such file.
+        EmptyAudioError: (an :class:`AudioDecodeError`) the file has zero bytes.
         AudioDecodeError: the data cannot be decoded by soundfile nor by PyAV (if installed):
             bad data, which a pipeline may skip into its rejects.
         OSError and anything else: the system or the code failed (a read error on a network
             filesystem, a permission, a bug): not the data's fault, so never a reject.
     """
     path = os.fspath(path)
+    block_seconds = _BLOCK_SECONDS if block_seconds is None else block_seconds
+    if not block_seconds > 0:
+        raise ValueError(f"block_seconds must be > 0, got {block_seconds!r}")
     if not os.path.isfile(path):
         raise FileNotFoundError(path)
     with open(path, "rb") as fh:  # permission and I/O errors surface here, as OSError
-        fh.read(1)
+        if not fh.read(1):
+            raise EmptyAudioError("empty file (0 bytes)")
     try:
-        return _mono_16k(*_blocks_soundfile(path))
+        return _consume(consume, *_blocks_soundfile(path, block_seconds))
     except Exception as sf_exc:
         if not _soundfile_data_error(sf_exc):
             raise
         try:
-            wave = _mono_16k(*_blocks_av(path))
+            result = _consume(consume, *_blocks_av(path))
         except ImportError:
             raise AudioDecodeError(
                 f"{sf_exc} (install the optional 'av' package to decode more formats)"
@@ -177,7 +225,24 @@ def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
                 raise
             raise AudioDecodeError(f"soundfile: {sf_exc}; PyAV: {av_exc}") from av_exc
         log.debug("decoded %s with PyAV (soundfile: %s)", path, sf_exc)
-        return wave
+        return result
+
+
+def load_audio(path: str | os.PathLike[str]) -> np.ndarray:
+    """Decode a whole audio file to mono 16 kHz (:func:`stream_audio`, collected).
+
+    Returns:
+        ``(n_samples,)`` float32 in [-1, 1] at :data:`~speechmine.types.SAMPLE_RATE`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        AudioDecodeError: the data cannot be decoded by soundfile nor by PyAV (if installed):
+            bad data, which a pipeline may skip into its rejects (a zero-byte file is an
+            :class:`EmptyAudioError`, a kind of AudioDecodeError).
+        OSError and anything else: the system or the code failed (a read error on a network
+            filesystem, a permission, a bug): not the data's fault, so never a reject.
+    """
+    return stream_audio(path, _collect)
 
 
 class AudioCache:

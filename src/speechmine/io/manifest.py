@@ -36,9 +36,11 @@ class ManifestError(ValueError):
 
 def _open_text(path: str | os.PathLike[str], mode: str, gz: bool | None = None) -> IO[str]:
     """Open UTF-8 text, gzip-compressed when ``gz`` (default: when the name ends in .gz)."""
+    # reading: a byte-order mark is not part of the first path ("utf-8-sig" drops it)
+    encoding = "utf-8-sig" if "r" in mode else "utf-8"
     if str(path).endswith(".gz") if gz is None else gz:
-        return gzip.open(path, mode + "t", encoding="utf-8")  # type: ignore[return-value]
-    return open(path, mode, encoding="utf-8")
+        return gzip.open(path, mode + "t", encoding=encoding)  # type: ignore[return-value]
+    return open(path, mode, encoding=encoding)
 
 
 def _parse_time(field: str, what: str, units: Units) -> int:

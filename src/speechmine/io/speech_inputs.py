@@ -41,7 +41,15 @@ def scan_manifest(shard: str, units: Units, on_error: str) -> ShardScan:
     blank = n = 0
     base = _base_dir(shard)
     for n, raw in enumerate(iter_raw_lines(shard), start=1):
-        line = raw.decode("utf-8", errors="replace")
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            reason = f"invalid UTF-8 at byte {exc.start}"
+            if on_error != "skip":
+                raise InputError(f"{shard}:{n}: {reason} (speech rejects such lines into "
+                                 "rejects.tsv unless --strict)") from None
+            rejects.append((n, reason))
+            continue
         if not line.strip():
             blank += 1
             continue

@@ -6,6 +6,8 @@ blank and rejected lines included, so ids always match line numbers and meta lin
 
 from __future__ import annotations
 
+import codecs
+import errno
 import glob
 import gzip
 import hashlib
@@ -13,12 +15,15 @@ import io
 import logging
 import lzma
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from ..types import InputError, SideInputs
 
@@ -49,10 +54,15 @@ def find_shards(lang: str, shard_dir: str | None, shard_list: object, shard_glob
     if shard_list:
         if isinstance(shard_list, str):
             listing = Path(shard_list)
-            if not listing.is_file():
-                raise InputError(f"{where}.shard_list: file {listing} does not exist")
-            loaded = OmegaConf.load(listing)
-            if not isinstance(loaded, DictConfig):
+            problem = path_problem(listing)
+            if problem:
+                raise InputError(f"{where}.shard_list: {listing} {problem}")
+            try:
+                loaded = OmegaConf.load(listing, max_yaml_expanded_nodes=MAX_LIST_NODES)
+            except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as exc:
+                raise InputError(f"{where}.shard_list: {listing} is not a YAML file with a "
+                                 f"shard_list: key ({str(exc).splitlines()[0]})") from None
+            if not isinstance(loaded, DictConfig) or "shard_list" not in loaded:
                 raise InputError(f"{where}.shard_list: {listing} must be a YAML mapping with a "
                                  "shard_list: key")
             shards = [str(s) for s in loaded["shard_list"]]
@@ -79,15 +89,38 @@ def find_shards(lang: str, shard_dir: str | None, shard_list: object, shard_glob
             raise InputError(f"{where}: no shard named {bname}.{shard_type}.{lang}.NNN.gz|xz "
                              f"in {d}")
     for s in shards:
-        p = Path(s)
-        if not p.is_file():
-            raise InputError(f"{where}: shard {s} does not exist")
-        try:
-            with open(p, "rb"):
-                pass
-        except OSError as exc:
-            raise InputError(f"{where}: shard {s} is unreadable ({exc.strerror})") from exc
+        problem = path_problem(Path(s))
+        if problem:
+            raise InputError(f"{where}: shard {s} {problem}")
     return shards
+
+
+#: YAML nodes a shard list file may hold (100,000-entry lists are normal; OmegaConf's guard
+#: against alias expansion stays on)
+MAX_LIST_NODES = 20_000_000
+
+
+def path_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a file ("does not exist", "is a directory", "is a
+    symlink loop" …), or None when it can."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "is a broken symbolic link" if path.is_symlink() else "does not exist"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        return f"is unreadable ({exc.strerror})"
+    return None
 
 
 def read_nl_file(path: Path) -> list[int] | None:
@@ -129,12 +162,33 @@ def open_binary(path: str | Path) -> io.BufferedIOBase:
     return open(p, "rb")
 
 
+_EOL = re.compile(rb"\r\n|\r|\n")
+_CHUNK = 1 << 20
+
+
 def iter_raw_lines(path: str | Path) -> Iterator[bytes]:
-    """Lines of a shard as bytes without the line terminator."""
+    """Lines of a shard as bytes without their terminator.
+
+    Line ends are ``\n``, ``\r\n`` or a lone ``\r`` (as Python's text mode, and so stopes,
+    reads them); a UTF-8 byte-order mark at the start of the file is dropped. Reads 1 MiB at
+    a time: memory is bounded by the longest line, not the file.
+    """
     try:
         with open_binary(path) as fh:
-            for raw in fh:
-                yield raw.rstrip(b"\r\n")
+            rest, first = b"", True
+            while chunk := fh.read(_CHUNK):
+                buf = rest + chunk
+                if first:
+                    first = False
+                    if buf.startswith(codecs.BOM_UTF8):
+                        buf = buf[len(codecs.BOM_UTF8):]
+                # a \r at the end of the buffer may be the first half of \r\n: keep it
+                held = buf.endswith(b"\r")
+                parts = _EOL.split(buf[:-1] if held else buf)
+                rest = parts.pop() + (b"\r" if held else b"")
+                yield from parts
+            if rest:
+                yield rest[:-1] if rest.endswith(b"\r") else rest
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise InputError(f"{path}: cannot decompress or read ({exc})") from exc
 
