@@ -71,6 +71,8 @@ def test_config_example_names_the_output_files(example: Path) -> None:
 def test_config_example_is_a_valid_preset(runner: CliRunner, example: Path, tiny: Path,
                                           tmp_path: Path) -> None:
     out = tmp_path / "out"
+    for meta in tiny.glob("*.meta.txt"):  # meta files are optional: the example runs without
+        meta.unlink()
     # the ??? values are required
     res = runner.invoke(main, ["mine", str(example)])
     assert res.exit_code == 2
@@ -170,6 +172,7 @@ def test_input_error_is_one_line_exit_2(runner: CliRunner, example: Path, tiny: 
     (tiny / "fr.meta.txt").write_text("only one line\n")
     res = runner.invoke(main, ["mine", str(example), f"demo_dir={tiny}",
                                f"output_dir={tmp_path / 'out'}",
+                               "data.meta_glob=${.data_shard_dir}/{lang}.meta.txt",
                                "embed_text.encoder._target_=toy", "--no-progress"])
     assert res.exit_code == 2
     err = res.stderr.strip().splitlines()[-1]

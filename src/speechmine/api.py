@@ -49,7 +49,13 @@ def mine(src: Sequence[Any], tgt: Sequence[Any], encoder: str | encoders.Encoder
             ``candidate``, ``retrieval``, ``threshold``, ``max_score``, ``dedup`` …).
 
     Returns:
-        Pairs sorted by decreasing score (ties by src, then tgt).
+        Pairs sorted by decreasing score (ties by src, then tgt). Blank strings are left out
+        (as the file pipeline skips blank lines) but keep their positions: ``src_id`` and
+        ``tgt_id`` always index the lists given.
+
+    Raises:
+        TypeError: ``src`` or ``tgt`` is a single string (a collection is needed) or holds
+            something other than strings for a text encoder.
 
     >>> pairs = mine(["one cat", "two dogs"], ["deux chiens", "un chat"], encoder="toy",
     ...              threshold=0)
@@ -64,8 +70,6 @@ def mine(src: Sequence[Any], tgt: Sequence[Any], encoder: str | encoders.Encoder
     # the same validation as a YAML preset's `mine:` block (values, ranges, presets)
     block = {**({"preset": preset} if preset else {}), **settings}
     cfg = config_validate.mine({"mine": block}, "speechmine.mine()", [])
-    if len(src) == 0 or len(tgt) == 0:
-        return []
 
     def _enc(e: str | encoders.Encoder, lang: str | None) -> encoders.Encoder:
         return encoders.create(e, lang=lang) if isinstance(e, str) else e
@@ -73,12 +77,31 @@ def mine(src: Sequence[Any], tgt: Sequence[Any], encoder: str | encoders.Encoder
     enc_s = _enc(encoder, src_lang)
     enc_t = _enc(tgt_encoder, tgt_lang) if tgt_encoder is not None else (
         _enc(encoder, tgt_lang) if isinstance(encoder, str) and tgt_lang != src_lang else enc_s)
-    x, y = l2_normalize(enc_s.encode(list(src))), l2_normalize(enc_t.encode(list(tgt)))
+    keep_s, keep_t = _kept(src, "src", enc_s), _kept(tgt, "tgt", enc_t)
+    if len(keep_s) == 0 or len(keep_t) == 0:
+        return []
+    x = l2_normalize(enc_s.encode([src[i] for i in keep_s]))
+    y = l2_normalize(enc_t.encode([tgt[j] for j in keep_t]))
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"encoders disagree on the dimension: {x.shape[1]} vs {y.shape[1]}")
     al = mine_embeddings(x, y, cfg)
-    return [MinedPair(float(s), int(i), int(j), src[i], tgt[j], DIRECTION_NAMES[d])
+    return [MinedPair(float(s), int(keep_s[i]), int(keep_t[j]), src[keep_s[i]], tgt[keep_t[j]],
+                      DIRECTION_NAMES[d])
             for s, i, j, d in zip(al.scores, al.src, al.tgt, al.direction)]
+
+
+def _kept(items: Sequence[Any], name: str, enc: encoders.Encoder) -> np.ndarray:
+    """Positions of the items to embed: every item, but blank strings (text)."""
+    if isinstance(items, (str, bytes)):
+        raise TypeError(f"{name} must be a collection of {enc.modality} items, not a single "
+                        f"{type(items).__name__} (it would be mined character by character); "
+                        f"wrap it in a list: [{name}]")
+    if enc.modality != "text":
+        return np.arange(len(items), dtype=np.int64)
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"{name}[{i}] is a {type(item).__name__}, not a string")
+    return np.asarray([i for i, t in enumerate(items) if t.strip()], dtype=np.int64)
 
 
 def mine_embeddings(x: np.ndarray, y: np.ndarray, cfg: MineConfig) -> Alignment:

@@ -6,6 +6,7 @@ import logging
 import sys
 import time
 from importlib.resources import files
+from typing import Any
 
 import click
 
@@ -58,7 +59,8 @@ class _FriendlyErrors(click.Group):
 @click.version_option(__version__, prog_name="speechmine")
 @click.option("-v", "--verbose", count=True, help="More logging (-v: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
-def main(verbose: int, quiet: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """Mine translations and transcriptions from unaligned text and speech collections.
 
     \b
@@ -67,19 +69,46 @@ def main(verbose: int, quiet: bool) -> None:
     speechmine config example > my.yaml      an annotated preset to start from
     speechmine segment a.ogg -o m.tsv        cut audio into a stopes speech manifest
     speechmine encoders                      list the available encoders
+
+    Exit codes: 0 done, 2 a problem with the config, the input or the environment (one
+    line names the file, line and key), 130 interrupted (rerun to resume), 1 a bug.
     """
     _setup_logging(verbose, quiet)
+    ctx.ensure_object(dict)["quiet"] = quiet
 
 
-def _print_summary(result: object, out_dir: str) -> None:
-    counts = result.counts  # type: ignore[attr-defined]
+def _quiet() -> bool:
+    """-q was given: no progress bars either."""
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    return bool(root is not None and root.obj and root.obj.get("quiet"))
+
+
+def rule_line(mine: Any) -> str:
+    """The mining rule in one line (what decides the pairs)."""
+    window = f"[{mine.threshold:g}, {mine.max_score:g}]" if mine.max_score is not None \
+        else f"≥ {mine.threshold:g}"
+    k_mean = f", mean of {mine.k_mean}" if mine.k_mean else ""
+    return (f"rule: k={mine.k}{k_mean}, {mine.margin} margin ({mine.margin_norm}), "
+            f"{mine.candidate} candidate, retrieval {mine.retrieval}"
+            f"{'' if mine.dedup else ' (no dedup)'}, score {window}")
+
+
+def _print_summary(result: Any, cfg: Any) -> None:
+    from .types import DIRECTION_NAMES
+
+    counts = result.counts
     for role in ("src", "tgt"):
         c = counts[role]
         click.echo(f"{role} {c['name']:>6}: {c['lines']} lines, {c['embedded']} embedded "
                    f"({c['blank']} blank, {c['duplicates']} unified, {c['rejected']} rejected; "
-                   f"{c['shards_embedded_this_run']} of {c['shards']} shard(s) embedded now)")
-    click.echo(f"mined pairs: {counts['pairs']}")
-    for name, path in result.outputs.items():  # type: ignore[attr-defined]
+                   f"{c['shards_embedded_this_run']} of {c['shards']} shard(s) embedded now"
+                   f"{', ' + str(c['truncated']) + ' truncated' if c.get('truncated') else ''})")
+    click.echo(rule_line(cfg.mine))
+    per = [int((result.alignment.direction == d).sum()) for d in range(len(DIRECTION_NAMES))]
+    click.echo(f"mined pairs: {counts['pairs']} ("
+               + ", ".join(f"{n} {name}" for n, name in zip(per, DIRECTION_NAMES)) + ")")
+    for name, path in result.outputs.items():
         click.echo(f"  {name:8} {path}")
 
 
@@ -121,12 +150,12 @@ def mine(config: str, overrides: tuple[str, ...], on_error: str | None, strict: 
         ov.append("on_error=fail")
     elif on_error:
         ov.append(f"on_error={on_error}")
-    if no_progress:
+    if no_progress or _quiet():
         ov.append("progress=false")
     cfg = load_config(config, ov)
     t = time.perf_counter()
     result = run(cfg)
-    _print_summary(result, cfg.output_dir)
+    _print_summary(result, cfg)
     click.echo(f"done in {time.perf_counter() - t:.1f} s")
 
 
@@ -155,6 +184,8 @@ def demo(output_dir: str | None, encoder: str, speech: bool, overrides: tuple[st
     from .pipeline import run
 
     t = time.perf_counter()
+    if _quiet():
+        overrides = (*overrides, "progress=false")
     if output_dir is None:
         output_dir = str(cache_home() / ("demo-speech" if speech else "demo"))
     click.echo(f"outputs in {output_dir}")
@@ -162,14 +193,14 @@ def demo(output_dir: str | None, encoder: str, speech: bool, overrides: tuple[st
         for label, cfg, gold in speech_demo_configs(output_dir, overrides):
             click.echo(f"== {label}")
             result = run(cfg)
-            _print_summary(result, cfg.output_dir)
+            _print_summary(result, cfg)
             click.echo(f"against gold at threshold {cfg.mine.threshold:g}: "
                        f"{evaluate_against(result, gold)}")
         click.echo(f"done in {time.perf_counter() - t:.1f} s")
         return
     cfg = demo_config(output_dir, encoder=encoder, overrides=overrides)
     result = run(cfg)
-    _print_summary(result, output_dir)
+    _print_summary(result, cfg)
     at, grid = evaluate(result)
     click.echo(f"against gold at threshold {cfg.mine.threshold:g}: {at}")
     click.echo("threshold sweep (pairs with score ≥ t):")

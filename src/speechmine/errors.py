@@ -38,18 +38,11 @@ def expected_types() -> tuple[type[BaseException], ...]:
     from .io.embeddings import EmbeddingFileError
     from .io.manifest import ManifestError
     from .pipeline.lock import RunLockedError
+    from .segment import SegmentError
     from .types import InputError
 
-    types: list[type[BaseException]] = [ConfigError, InputError, EncoderError,
-                                        EmbeddingFileError, RunLockedError, ManifestError,
-                                        OSError]
-    try:
-        from .segment import SegmentError  # type: ignore[attr-defined]
-
-        types.append(SegmentError)
-    except ImportError:  # pragma: no cover - older segment module
-        pass
-    return tuple(types)
+    return (ConfigError, InputError, EncoderError, EmbeddingFileError, RunLockedError,
+            ManifestError, SegmentError, OSError)
 
 
 def os_error_message(exc: OSError) -> str:

@@ -206,6 +206,8 @@ def test_all_blank_side(tmp_path: Path) -> None:
     with pytest.raises(InputError) as exc:
         run(make_config(tmp_path, c.dir))
     assert "fr" in str(exc.value) and "nothing to mine" in str(exc.value)
+    # found before the other side was embedded
+    assert not list((tmp_path / "out" / "work").glob("embed/*/DONE.json"))
 
 
 def test_all_empty_side(tmp_path: Path) -> None:

@@ -200,8 +200,8 @@ def _compute(job: EmbedJob, out: Path) -> None:
         if job.modality == "text":
             with NpyStreamWriter(out, len(rows), enc.dim, dtype, meta) as w:
                 for chunk in _text_chunks(job.shard, rows):
-                    w.write(l2_normalize(enc.encode(chunk)))
-                    bar.update(len(chunk))
+                    # the bar moves per batch, not per chunk of 4,096 rows
+                    w.write(l2_normalize(enc.encode(chunk, progress=bar)))
                     kill_point("embed")
         else:
             _embed_speech(job, rows, enc, out, dtype, meta, bar)
@@ -236,10 +236,10 @@ def _embed_speech(job: EmbedJob, rows: np.ndarray, enc: encoders.Encoder, out: P
                                                         enc, CHUNK_ROWS, job.on_error,
                                                         job.verify):
             if waves:
-                w.write(l2_normalize(enc.encode(waves)))
+                w.write(l2_normalize(enc.encode(waves, progress=bar)))
             kept.extend(ok_rows.tolist())
             rejects.extend(bad)
-            bar.update(len(ok_rows) + len(bad))
+            bar.update(len(bad))  # embedded rows moved the bar batch by batch
             kill_point("embed")
     except BaseException:
         w.abort()

@@ -269,6 +269,11 @@ def run(cfg: RunConfig) -> RunResult:
         src, tgt = p.src, p.tgt
         for side in (src, tgt):
             scan_side(cfg, work, side)
+        for side in (src, tgt):  # before embedding anything: an empty side is known now
+            if side.n == 0:
+                raise InputError(f"side {side.cfg.name} has nothing to mine: every line is "
+                                 f"blank or rejected ({side.inputs.total} lines in "
+                                 f"{len(side.inputs.shards)} shard(s))")
         timings["inputs"] = time.perf_counter() - t
 
         t = time.perf_counter()
