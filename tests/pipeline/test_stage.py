@@ -142,3 +142,19 @@ def test_manifest_writer_uses_the_one_temporary_pattern(tmp_path: Path,
     manifest.write_manifest(tmp_path / "m.tsv", [AudioSegment("a.wav", 0, 10)])
     assert seen == [f".m.tsv.smtmp.{os.getpid()}@{tmp_name(tmp_path).name.split('@', 1)[1]}"]
     assert (tmp_path / "m.tsv").read_text() == "a.wav\t0\t10\t0\n"
+
+
+def test_clean_up_spares_the_in_flight_files_of_another_live_run(tmp_path: Path) -> None:
+    """A work dir that is a parent of another run's folder: that run's temporaries stay."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = tmp_name(tmp_path / "x").name.split("@", 1)[1]
+        in_flight = tmp_path / "other-run" / "work" / "embed" / f".abc.smtmp.{other.pid}@{host}"
+        in_flight.mkdir(parents=True)
+        (in_flight / "emb.npy").write_text("being written")
+        assert clean_stale_tmp(tmp_path) == 0
+        assert (in_flight / "emb.npy").exists()
+    finally:
+        other.kill()
+        other.wait()
+    assert clean_stale_tmp(tmp_path) == 1  # its process is gone now

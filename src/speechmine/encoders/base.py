@@ -9,6 +9,7 @@ once here, in :meth:`Encoder.encode`.
 from __future__ import annotations
 
 import abc
+import functools
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -176,20 +177,23 @@ class Encoder(abc.ABC):
 
 def package_versions(names: Sequence[str]) -> dict[str, str]:
     """``{distribution: version}`` (``"not installed"`` for a missing one)."""
+    return {name: _package_version(name) for name in names}
+
+
+@functools.cache
+def _package_version(name: str) -> str:
+    """One distribution's version, read once per process (reading metadata costs ~1 ms, and
+    a plan asks for it once per stage; an install takes effect in the next process)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {}
-    for name in names:
-        if name == "faiss":  # faiss-cpu, faiss-gpu, conda's faiss: one module, many names
-            import faiss
+    if name == "faiss":  # faiss-cpu, faiss-gpu, conda's faiss: one module, many names
+        import faiss
 
-            out[name] = str(faiss.__version__)
-            continue
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+        return str(faiss.__version__)
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def option_identity(value: Any, verify: str = "content") -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -254,6 +255,8 @@ def run(cfg: RunConfig) -> RunResult:
     out_dir = Path(cfg.output_dir)
     work = cfg.work_path
     timings: dict[str, float] = {}
+    for path, key in ((out_dir, "output_dir"), (work, "work_dir")):
+        _check_writable_dir(path, key, cfg.source_file)
     with RunLocks(out_dir, work):
         stale = clean_stale_tmp(work) + clean_stale_tmp(out_dir, recursive=False)
         if stale:
@@ -306,6 +309,23 @@ def run(cfg: RunConfig) -> RunResult:
         timings["write"] = time.perf_counter() - t
         return RunResult(outputs=outputs, alignment=al, sides={"src": src, "tgt": tgt},
                          counts=counts, timings=timings, threshold=cfg.mine.threshold)
+
+
+def _check_writable_dir(path: Path, key: str, source: str) -> None:
+    """``path`` is (or can become) a folder this process can write, before any work."""
+    from ..config import ConfigError
+
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        what = "is a file" if probe == path else f"lies under {probe}, which is a file"
+        raise ConfigError(f"{source}: {key}: {path} {what}, not a folder")
+    if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{source}: {key}: {path}: cannot write in {probe} (permission "
+                          "denied or read-only)")
 
 
 def _counts(src: Side, tgt: Side, k: int, n_fwd: int, n_bwd: int, pairs: int
