@@ -279,3 +279,62 @@ def test_ctrl_c_exits_130_and_a_rerun_resumes(tmp_path: Path, corpus: Corpus) ->
     assert "Traceback" not in err and "interrupted" in err
     res = _mine(str(slow))
     assert res.exit_code == 0, res.output
+
+
+# ------------------------------------------------------------------------------ segment
+
+
+@pytest.fixture
+def speech_file(tmp_path: Path) -> Path:
+    pytest.importorskip("soundfile")
+    from speechmine.demo import DATA
+
+    return DATA / "speech_demo" / "real_en.ogg"
+
+
+def _segment(*args: str) -> Any:
+    return CliRunner().invoke(main, ["segment", *args])
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--min-dur", "3", "--max-dur", "2"], ("max_dur (--max-dur)", ">=")),
+    (["--threshold", "2"], ("threshold (--threshold)", "between 0 and 1")),
+    (["--pad", "-3"], ("pad (--pad)", ">= 0")),
+])
+def test_segment_options_out_of_range(tmp_path: Path, speech_file: Path, args: list[str],
+                                      needles: tuple[str, ...]) -> None:
+    _one_error_line(_segment(str(speech_file), "-o", str(tmp_path / "m.tsv"), *args), *needles)
+    assert not (tmp_path / "m.tsv").exists()
+
+
+def test_segment_unwritable_output(tmp_path: Path, speech_file: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    _one_error_line(_segment(str(speech_file), "-o", str(tmp_path / "afile" / "m.tsv")),
+                    "afile")
+
+
+def test_segment_bad_files_are_listed_and_good_ones_written(tmp_path: Path,
+                                                            speech_file: Path) -> None:
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF not really a wav file at all")
+    res = _segment(str(tmp_path / "missing.wav"), str(speech_file), str(tmp_path / "empty.wav"),
+                   str(tmp_path / "corrupt.wav"), "-o", str(tmp_path / "m.tsv"))
+    assert res.exit_code == 0, res.output
+    assert "Traceback" not in res.output
+    lines = (tmp_path / "m.tsv").read_text().splitlines()
+    assert lines and all("real_en.ogg" in x for x in lines)
+    rejects = (tmp_path / "m.tsv.rejects.tsv").read_text().splitlines()
+    assert rejects[0] == "file\treason" and len(rejects) == 4
+    assert "3 of 4 file(s) skipped" in res.stderr
+    strict = _segment(str(speech_file), str(tmp_path / "empty.wav"), "-o",
+                      str(tmp_path / "s.tsv"), "--strict")
+    _one_error_line(strict, "empty.wav", "empty")
+
+
+def test_segment_audio_block_out_of_range_is_a_config_error(tmp_path: Path,
+                                                            corpus: Corpus) -> None:
+    p = _preset(tmp_path, corpus, lang_configs={
+        "en": {"data": {"shard_type": "speech", "shard_glob": str(tmp_path / "x.wav")},
+               "segment_audio": {"threshold": 2},
+               "embed_speech": {"encoder": {"_target_": "cascade"}}}, "fr": {}})
+    _one_error_line(_mine(str(p)), "lang_configs.en.segment_audio.threshold", "between 0 and 1")

@@ -211,8 +211,8 @@ def demo(output_dir: str | None, encoder: str, speech: bool, overrides: tuple[st
 
 
 @main.command()
-@click.argument("audio", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.argument("audio", nargs=-1, required=True)
+@click.option("-o", "--output", required=True,
               help="Manifest to write (stopes format: audio_file start end batch_no).")
 @click.option("--min-dur", default=0.5, show_default=True, help="Drop segments shorter (s).")
 @click.option("--max-dur", default=20.0, show_default=True,
@@ -220,32 +220,44 @@ def demo(output_dir: str | None, encoder: str, speech: bool, overrides: tuple[st
 @click.option("--pad", default=0.2, show_default=True, help="Padding added around speech (s).")
 @click.option("--merge-gap", default=0.3, show_default=True,
               help="Bridge silences shorter than this (s).")
-@click.option("--threshold", default=0.5, show_default=True, help="VAD speech probability.")
+@click.option("--threshold", default=0.5, show_default=True,
+              help="VAD speech probability, between 0 and 1.")
 @click.option("--overlap-windows", is_flag=True,
               help="Also write overlapping windows of consecutive segments (SeamlessAlign).")
 @click.option("--window-min", default=1.0, show_default=True, help="Shortest window (s).")
 @click.option("--window-max", default=20.0, show_default=True, help="Longest window (s).")
 @click.option("--absolute", is_flag=True, help="Write absolute audio paths.")
+@click.option("--strict", is_flag=True,
+              help="Stop at the first missing, empty or undecodable file (default: list it "
+                   "in OUTPUT.rejects.tsv and segment the others).")
 def segment(audio: tuple[str, ...], output: str, min_dur: float, max_dur: float, pad: float,
             merge_gap: float, threshold: float, overlap_windows: bool, window_min: float,
-            window_max: float, absolute: bool) -> None:
+            window_max: float, absolute: bool, strict: bool) -> None:
     """Cut AUDIO files into speech segments with Silero VAD and write a stopes manifest.
 
     Offsets are samples at 16 kHz (end exclusive); batch_no is a duration bucket. Any format
-    soundfile or PyAV decodes (wav, flac, ogg/opus, mp3 ...), any rate, mono or stereo.
+    soundfile or PyAV decodes (wav, flac, ogg/opus, mp3 ...), any rate, mono or stereo; each
+    file is decoded block by block (memory does not grow with its length). A file that is
+    missing, empty or undecodable is listed with the reason in OUTPUT.rejects.tsv and the
+    others are written (exit 0, with a warning); --strict makes it fatal (exit 2).
 
     \b
     Example:
       speechmine segment talks/*.ogg -o speech/en.000.tsv --overlap-windows
     """
-    from .segment import segment_to_manifest
+    from .segment import segment_files
 
-    segs = segment_to_manifest(list(audio), output, relative=not absolute, min_dur=min_dur,
-                               max_dur=max_dur, pad=pad, merge_gap=merge_gap,
-                               threshold=threshold, overlap_windows=overlap_windows,
-                               window_min=window_min, window_max=window_max)
-    total = sum(s.duration for s in segs)
-    click.echo(f"{len(segs)} segments ({total:.1f} s) from {len(audio)} file(s) → {output}")
+    report = segment_files(list(audio), output, strict=strict, relative=not absolute,
+                           min_dur=min_dur, max_dur=max_dur, pad=pad, merge_gap=merge_gap,
+                           threshold=threshold, overlap_windows=overlap_windows,
+                           window_min=window_min, window_max=window_max)
+    click.echo(f"{report.segments} segments ({report.seconds:.1f} s) from {report.files_ok} "
+               f"file(s) → {report.manifest}")
+    if not report.ok:
+        for path, why in report.skipped:
+            click.echo(f"skipped {path}: {why}", err=True)
+        click.echo(f"warning: {len(report.skipped)} of {report.files} file(s) skipped, listed "
+                   f"in {report.rejects}", err=True)
 
 
 @main.group()

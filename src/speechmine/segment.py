@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .config.model import SegmentConfig
 from .io.atomic import atomic_open, tmp_name
 from .io.audio import AudioDecodeError, EmptyAudioError, stream_audio
 from .io.manifest import write_manifest
@@ -79,13 +80,13 @@ def _number(name: str, value: object) -> float:
 
 
 @dataclass(frozen=True)
-class SegmentOptions:
+class SegmentOptions(SegmentConfig):
     """Segmentation settings (seconds; a probability), validated on construction.
 
     See :func:`speech_regions` for ``min_dur``/``max_dur``/``pad``/``merge_gap``/``threshold``
     and :func:`candidate_windows` for ``overlap_windows`` with ``window_min``/``window_max``.
-    Same fields and defaults as the ``segment_audio`` block of a preset and as the options of
-    ``speechmine segment``.
+    The fields are those of :class:`~speechmine.config.SegmentConfig` (a preset's
+    ``segment_audio`` block), which are also the options of ``speechmine segment``.
 
     Raises:
         SegmentError: a value out of range, naming the option in both spellings, e.g.
@@ -94,15 +95,6 @@ class SegmentOptions:
             ``merge_gap >= 0``, ``0 < threshold < 1``, ``0 < window_min <= window_max``;
             numbers finite, ``overlap_windows`` a bool.
     """
-
-    min_dur: float = 0.5
-    max_dur: float = 20.0
-    pad: float = 0.2
-    merge_gap: float = 0.3
-    threshold: float = 0.5
-    overlap_windows: bool = False
-    window_min: float = 1.0
-    window_max: float = 20.0
 
     def __post_init__(self) -> None:
         min_dur, max_dur = _number("min_dur", self.min_dur), _number("max_dur", self.max_dur)
@@ -505,9 +497,13 @@ def _check_writable(raw: str | os.PathLike[str], what: str) -> Path:
                 why = f"{parent} is not a directory"
             else:
                 probe = tmp_name(parent / path.name)
-                with open(probe, "xb"):
-                    pass
-                probe.unlink()
+                try:
+                    with open(probe, "xb"):
+                        pass
+                except OSError as exc:
+                    why = f"cannot create files in {parent} ({exc.strerror or exc})"
+                else:
+                    probe.unlink()
     except OSError as exc:
         why = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
     if why is not None:

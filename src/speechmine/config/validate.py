@@ -227,10 +227,14 @@ def segment(block: Any, where: str, source: str, ignored: list[str]) -> SegmentC
         default = fields[key].default
         values[key] = as_bool(block, key, default, source, w) if isinstance(default, bool) \
             else as_num(block, key, default, source, w, float, 0)
-    seg = SegmentConfig(**values)
-    if seg.min_dur > seg.max_dur or seg.window_min > seg.window_max:
-        raise err(w + "min_dur", "minimum durations must not exceed the maximums", source)
-    return seg
+    from ..segment import SegmentError, SegmentOptions
+
+    try:  # the one set of rules, shared with `speechmine segment`
+        SegmentOptions(**values)
+    except SegmentError as exc:
+        name = str(exc).split(" ", 1)[0]
+        raise err(w + name, str(exc), source) from None
+    return SegmentConfig(**values)
 
 
 def encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
