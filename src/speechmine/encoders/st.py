@@ -135,7 +135,14 @@ def effective_device(device: str | None) -> str:
 
 @register
 class SentenceTransformerEncoder(Encoder):
-    """Wraps ``sentence_transformers.SentenceTransformer(model)``."""
+    """Wraps ``sentence_transformers.SentenceTransformer(model)``.
+
+    Input bound: sentence-transformers keeps the first ``max_seq_length`` tokens of the
+    model (LaBSE: 256); before that, a sentence is cut to ``max(20,000, 40 × max_seq_length)``
+    characters, far more than those tokens need, so that the tokenizer never sees a
+    megabyte line. Character cuts count in ``n_truncated``; the model's own token cut is not
+    counted (sentence-transformers does not report it).
+    """
 
     name = "sentence_transformers"
     modality = "text"
@@ -148,9 +155,15 @@ class SentenceTransformerEncoder(Encoder):
         super().__init__(lang=lang, batch_size=batch_size, **options)
         from sentence_transformers import SentenceTransformer
 
-        self.model_name, self.prefix = model, prefix
+        model = self.option_value("model", model)
+        device = self.option_value("device", device)
+        self.model_name, self.prefix = model, self.option_value("prefix", prefix)
         self._model = SentenceTransformer(model, device=device)
         self.dim = int(self._model.get_sentence_embedding_dimension())
+        seq = getattr(self._model, "max_seq_length", None)
+        if isinstance(seq, int) and seq > 0:
+            self.max_tokens = seq
+            self.max_chars = max(self.max_chars or 0, 40 * seq)
 
     @classmethod
     def identity(cls, options: Mapping[str, Any], lang: str | None,

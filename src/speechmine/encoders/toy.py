@@ -37,22 +37,30 @@ TOY_DIM = 64
 
 @register
 class ToyEncoder(Encoder):
-    """Number-word encoder (dim 64 by default); ``noise`` weights the non-number words."""
+    """Number-word encoder (dim 64 by default); ``noise`` weights the non-number words.
+
+    Input bound: the first 20,000 characters of a sentence (the plug-in default,
+    :data:`~speechmine.encoders.base.DEFAULT_MAX_CHARS`); longer ones are truncated and
+    counted in ``n_truncated``.
+    """
 
     name = "toy"
     modality = "text"
     #: ``delay`` only slows encoding down
     TRANSIENT_OPTIONS = Encoder.TRANSIENT_OPTIONS | {"delay"}
     PACKAGES = ("numpy",)
+    #: 2: sentences over 20,000 characters are truncated
+    VERSION = 2
+    #: 21 number slots + at least 3 for the other words
+    OPTION_MIN = {"dim": 24, "delay": 0.0}
 
     def __init__(self, lang: str | None = None, batch_size: int = 64, dim: int = TOY_DIM,
                  noise: float = 0.1, delay: float = 0.0, **options: Any) -> None:
         super().__init__(lang=lang, batch_size=batch_size, **options)
-        if dim < 24:
-            raise ValueError("toy encoder needs dim ≥ 24 (21 number slots + noise)")
-        self.dim, self.noise = int(dim), float(noise)
+        self.dim = self.option_value("dim", dim)
+        self.noise: float = self.option_value("noise", noise)
         # seconds slept per batch: stands in for a slow model (interruption / resume tests)
-        self.delay = float(delay)
+        self.delay: float = self.option_value("delay", delay)
 
     @classmethod
     def dim_of(cls, options: Mapping[str, Any], lang: str | None) -> int | None:

@@ -18,7 +18,8 @@ from helpers import SONAR_DATA, read_wav, sonar_options
 @pytest.fixture(autouse=True)
 def _local_servers_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     """Download tests serve model files on 127.0.0.1: lift the root conftest's offline guard
-    (the cache stays private, and no test names a host other than 127.0.0.1)."""
+    (the cache stays private, and no test contacts a host other than 127.0.0.1: the one other
+    name, under the reserved ``.invalid`` domain, never resolves)."""
     monkeypatch.delenv("SPEECHMINE_OFFLINE", raising=False)
 
 

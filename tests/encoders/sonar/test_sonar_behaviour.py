@@ -91,7 +91,14 @@ def test_long_text_is_truncated_with_counted_warning(
         enc.encode_batch(["the cat sat on the mat"])
     assert [len(x) for x in ids] == [8, 4, 8]
     assert enc.n_truncated == 3
-    assert "2 sentence(s) truncated to 8 tokens" in caplog.text
+    assert "2 item(s) truncated" in caplog.text and "8 tokens" in caplog.text
+    # through encode(): counted per sentence, once even when cut at both limits
+    assert enc.max_tokens == 8 and enc.max_chars == 20_000
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        enc.encode(["hi", "the cat sat on the mat", "le chat " * 5_000, "hi"])
+    assert enc.n_truncated == 5
+    assert len(caplog.records) == 1 and "2 of 4 item(s) truncated" in caplog.text
 
 
 # -- languages ---------------------------------------------------------------------------

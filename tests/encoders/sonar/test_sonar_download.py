@@ -1,11 +1,14 @@
-"""Model-name resolution and downloads, against a local HTTP server on 127.0.0.1."""
+"""Model-name resolution and downloads, against a local HTTP server on 127.0.0.1 (and one
+host name under the reserved ``.invalid`` domain, which never resolves)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -118,9 +121,12 @@ def test_speech_card_for_language(server: FileServer, waves: list) -> None:
     assert enc.encode(waves).shape == (2, 32)
 
 
-def test_resume_after_cut_connection(server: FileServer, tmp_path: Path) -> None:
+def test_resume_after_cut_connection(server: FileServer, tmp_path: Path,
+                                     caplog: pytest.LogCaptureFixture) -> None:
     server.cut_next = 1
-    path = ensure_file("sonar_text_encoder.pt", what="test", directory=tmp_path)
+    with caplog.at_level(logging.WARNING):
+        path = ensure_file("sonar_text_encoder.pt", what="test", directory=tmp_path)
+    assert "interrupted" in caplog.text and "resuming" in caplog.text
     body = server.files["sonar_text_encoder.pt"]
     assert path.read_bytes() == body
     assert len(server.requests) == 2
@@ -190,3 +196,35 @@ def test_unknown_model_name_lists_close_matches() -> None:
         create("sonar_speech", model="sonar_speech_encoder_frx", device="cpu")
     with pytest.raises(EncoderError, match="file not found"):
         create("sonar_speech", model="/nonexistent/model.pt", device="cpu")
+
+
+@pytest.mark.parametrize("retries", [0, 3])
+def test_unresolvable_host_fails_at_once(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                         monkeypatch: pytest.MonkeyPatch, retries: int) -> None:
+    """A DNS failure is not an interrupted transfer: no retry, no "resuming" log, and the
+    message names the host, says the machine may be offline and where to put the file."""
+    monkeypatch.setattr(download, "RETRY_BACKOFF", 5.0)  # a retry would show in the time
+    t0 = time.monotonic()
+    with caplog.at_level(logging.INFO), pytest.raises(ModelFileError) as err:
+        ensure_file("spenc.eng.pt", what="SONAR speech encoder", directory=tmp_path,
+                    url="http://does-not-exist.invalid/SONAR/spenc.eng.pt", retries=retries)
+    assert time.monotonic() - t0 < 5.0
+    msg = str(err.value)
+    assert "cannot reach does-not-exist.invalid" in msg and "does not resolve" in msg
+    assert "may be offline" in msg and str(tmp_path / "spenc.eng.pt") in msg
+    assert "interrupted" not in caplog.text and "resuming" not in caplog.text
+    assert err.value.__cause__ is None  # one line for the CLI, no chained traceback
+    assert not (tmp_path / "spenc.eng.pt.part").exists()
+
+
+def test_refused_connection_fails_at_once(monkeypatch: pytest.MonkeyPatch,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    port = _closed_port()
+    monkeypatch.setenv("SPEECHMINE_SONAR_BASE_URL", f"http://127.0.0.1:{port}/SONAR")
+    monkeypatch.setattr(download, "RETRY_BACKOFF", 5.0)
+    t0 = time.monotonic()
+    with caplog.at_level(logging.INFO), pytest.raises(ModelFileError) as err:
+        create("sonar_speech", model="sonar_speech_encoder_eng", device="cpu")
+    assert time.monotonic() - t0 < 5.0
+    assert f"cannot reach 127.0.0.1:{port} (the connection was refused)" in str(err.value)
+    assert "may be offline" in str(err.value) and "resuming" not in caplog.text

@@ -8,8 +8,14 @@ Loading policy (:func:`load_checkpoint`):
   (``argparse.Namespace``, plain builtin containers, and *inert stand-ins* for
   ``omegaconf``/``fairseq``/``numpy``/``typing``/``torch.nn`` objects: classes that only
   record their constructor arguments and state, so nothing of the original code runs).
-* any other global (e.g. ``os.system``, a user class) → :class:`UnsafeCheckpointError`,
-  unless the caller passes ``trust=True`` for that file.
+* any other global (e.g. ``os.system``, a user class), or a pickle the safe unpickler
+  cannot read at all (a plain ``pickle.dump`` file, a newer pickle protocol) →
+  :class:`UnsafeCheckpointError`, unless the caller passes ``trust=True`` for that file
+  (encoder option ``trust_checkpoint: true``, parsed as a real boolean).
+
+Every failure is a one-line :class:`CheckpointError` (an
+:class:`~speechmine.encoders.base.EncoderError`) naming the file, raised without a chained
+exception: torch's own messages (which suggest ``weights_only=False``) never reach the user.
 
 Layout conversion (:func:`to_fairseq2_text`, :func:`to_fairseq2_speech`): the released files
 on Meta's file host may be in the older fairseq layout (``encoder.w2v_model.*``,
@@ -23,7 +29,9 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
+import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -31,13 +39,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..base import EncoderError
+from ..base import EncoderError, parse_bool
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CheckpointError",
     "UnsafeCheckpointError",
     "load_checkpoint",
+    "checkpoint_state",
     "extract_state_dict",
     "to_fairseq2_text",
     "to_fairseq2_speech",
@@ -45,8 +55,13 @@ __all__ = [
 ]
 
 
-class UnsafeCheckpointError(EncoderError):
-    """The checkpoint pickles objects that are not plain weights or known metadata."""
+class CheckpointError(EncoderError):
+    """A checkpoint file cannot be read, or holds no usable state dict (message says which)."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The checkpoint pickles objects that are not plain weights or known metadata, or is a
+    pickle the safe loader cannot read: only ``trust_checkpoint: true`` would load it."""
 
 
 class InertRecord:
@@ -95,7 +110,12 @@ _INERT_PREFIXES = (
     "pathlib.", "torch.nn.modules.", "torch.optim.", "datetime.",
 )
 
-_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+) was not an allowed global")
+#: torch's weights-only refusals of one global: "GLOBAL x.y was not an allowed global" (a
+#: global it could allow) and "unsupported GLOBAL x.y whose module x is blocked"
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+) (?:was not an allowed global|whose module)")
+#: what else the weights-only unpickler says it cannot do ("Unsupported operand 149")
+_REASON_RE = re.compile(r"(Unsupported operand \S+|Unsupported class \S+|Invalid magic number"
+                        r"|[Uu]nsupported global: \S+ \S+)")
 
 
 def _allowed(name: str) -> Any | None:
@@ -107,25 +127,57 @@ def _allowed(name: str) -> Any | None:
     return None
 
 
+_TRUST_HINT = ("set the encoder option trust_checkpoint: true only for a file you trust "
+               "(loading it runs the code it pickles), or convert it to safetensors")
+
+
 def _refuse(path: Path, names: list[str]) -> UnsafeCheckpointError:
     return UnsafeCheckpointError(
         f"refusing to load {path}: it pickles objects that are neither weights nor known "
-        f"training metadata ({', '.join(sorted(set(names)))}); loading it could run arbitrary "
-        "code. If you trust where this file came from, pass trust_checkpoint=True "
-        "(encoder option), or convert it to safetensors."
+        f"training metadata ({', '.join(sorted(set(names)))}); {_TRUST_HINT}."
     )
 
 
+def _unreadable(path: Path, exc: BaseException) -> UnsafeCheckpointError:
+    """The refusal of a file the weights-only unpickler cannot parse (not torch's message,
+    which suggests ``weights_only=False``)."""
+    m = _REASON_RE.search(str(exc))
+    why = m.group(1) if m else type(exc).__name__
+    return UnsafeCheckpointError(
+        f"refusing to load {path}: it is not a weights file the safe loader can read ({why}; "
+        f"e.g. a plain pickle rather than torch.save output); {_TRUST_HINT}."
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 def _torch_load(path: Path, trust: bool) -> Any:
-    is_zip = zipfile.is_zipfile(path)
+    """``torch.load`` of ``path`` under the loading policy; failures are
+    :class:`CheckpointError` without a chained exception."""
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(exc)}") from None
     # mmap keeps peak memory at one copy of the weights (zip format only)
     kwargs: dict[str, Any] = {"map_location": "cpu", "mmap": is_zip}
     if trust:
-        log.warning("loading %s with full unpickling (trust_checkpoint=True)", path)
-        return torch.load(path, weights_only=False, **kwargs)
+        log.warning("loading %s with full unpickling (trust_checkpoint: true)", path)
+        try:
+            return torch.load(path, weights_only=False, **kwargs)
+        except Exception as exc:
+            raise CheckpointError(
+                f"cannot load checkpoint {path} (trust_checkpoint: true): {_first_line(exc)}"
+            ) from None
     extra: dict[str, Any] = {}
     if is_zip:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        except Exception as exc:  # a damaged archive (e.g. a cut download)
+            raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(exc)}"
+                                  ) from None
         bad = [n for n in names if _allowed(n) is None]
         if bad:
             raise _refuse(path, bad)
@@ -133,22 +185,35 @@ def _torch_load(path: Path, trust: bool) -> Any:
     # Legacy (non-zip) files cannot be scanned up front: learn their globals one refusal
     # at a time (each is a cheap failed parse of the pickle header area).
     for _ in range(64):
-        with torch.serialization.safe_globals([(obj, name) for name, obj in extra.items()]):
+        with torch.serialization.safe_globals([(obj, name) for name, obj in extra.items()]), \
+                warnings.catch_warnings():
+            # a plain pickle draws "Detected pickle protocol 4 ..." before it is refused
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             try:
                 return torch.load(path, weights_only=True, **kwargs)
-            except Exception as exc:  # UnpicklingError and friends
+            except pickle.UnpicklingError as exc:  # the weights-only unpickler refused
                 m = _GLOBAL_RE.search(str(exc))
                 if m is None:
-                    raise
+                    raise _unreadable(path, exc) from None
                 name = m.group(1)
                 if _allowed(name) is None or name in extra:
                     raise _refuse(path, [name]) from None
                 extra[name] = _allowed(name)
+            except Exception as exc:  # not a torch.save file, or a damaged one
+                if "magic number" in str(exc):
+                    raise _unreadable(path, exc) from None
+                raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(exc)}"
+                                      ) from None
     raise _refuse(path, list(extra))  # pragma: no cover - pathological file
 
 
 def load_checkpoint(path: str | Path, trust: bool = False) -> Any:
-    """Load a checkpoint file safely (see module doc). Returns the unpickled object."""
+    """Load a checkpoint file safely (see module doc). Returns the unpickled object.
+
+    Raises :class:`UnsafeCheckpointError` for what only ``trust=True`` would load and
+    :class:`CheckpointError` for a file that cannot be read (both one line, no chained
+    exception); ``FileNotFoundError`` when ``path`` is not a file.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -157,8 +222,23 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> Any:
             from safetensors.torch import load_file
         except ImportError as exc:
             raise ImportError(f"{path} is a safetensors file: pip install safetensors") from exc
-        return load_file(str(path))
-    return _torch_load(path, trust)
+        try:
+            return load_file(str(path))
+        except Exception as exc:
+            raise CheckpointError(f"cannot read checkpoint {path}: {_first_line(exc)}"
+                                  ) from None
+    return _torch_load(path, parse_bool(trust, "trust_checkpoint"))
+
+
+def checkpoint_state(path: str | Path, trust: bool = False
+                     ) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """:func:`load_checkpoint` then :func:`extract_state_dict`: ``(state_dict, wrapper)``;
+    a file without a state dict is a :class:`CheckpointError` naming it."""
+    obj = load_checkpoint(path, trust=trust)
+    try:
+        return extract_state_dict(obj)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
 
 
 def _tensor_of(obj: Any, name: str = "weight") -> Tensor | None:

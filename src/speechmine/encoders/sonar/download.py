@@ -11,7 +11,10 @@ each file a sidecar ``<file>.sha256.json`` = ``{"sha256", "size", "mtime_ns", "u
 
 Downloads use only the standard library: HTTP ``Range`` resumes a ``.part`` file after a cut
 connection, the size is checked against ``Content-Length``, an optional expected sha256 is
-verified, and the finished file is moved into place atomically.
+verified, and the finished file is moved into place atomically. A host that cannot be
+reached at all (its name does not resolve, or nothing listens) is not retried: that fails at
+once with a :class:`ModelFileError` saying the machine may be offline and where to put the
+file by hand.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import json
 import logging
 import os
 import re
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -50,6 +55,26 @@ RETRY_BACKOFF = 1.0
 
 class ModelFileError(EncoderError):
     """A model file is missing and could not be fetched (message says where to put it)."""
+
+
+class _Unreachable(ConnectionError):
+    """The host cannot be reached at all (name resolution failed, connection refused)."""
+
+    def __init__(self, host: str, why: str) -> None:
+        super().__init__(f"{host}: {why}")
+        self.host, self.why = host, why
+
+
+def _unreachable(url: str, exc: BaseException) -> _Unreachable | None:
+    """The :class:`_Unreachable` for ``exc`` when it says ``url``'s host cannot be reached
+    (DNS failure or refused connection: retrying will not help), else None."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    host = urllib.parse.urlsplit(url).netloc or url
+    if isinstance(reason, socket.gaierror):
+        return _Unreachable(host, f"its name does not resolve ({reason.strerror or reason})")
+    if isinstance(reason, ConnectionRefusedError):
+        return _Unreachable(host, "the connection was refused")
+    return None
 
 
 def cache_dir() -> Path:
@@ -243,10 +268,10 @@ def _download(url: str, dest: Path, sha256: str | None, retries: int, timeout: f
             last = exc
             continue
         except (http.client.HTTPException, ConnectionError, TimeoutError, OSError) as exc:
+            unreachable = _unreachable(url, exc)
+            if unreachable is not None:  # offline or a wrong mirror: retrying will not help
+                raise unreachable from None
             last = exc
-            refused = isinstance(getattr(exc, "reason", None), ConnectionRefusedError)
-            if isinstance(exc, urllib.error.URLError) and refused:
-                raise  # nothing listens there: offline or wrong mirror, retrying will not help
             continue
         size = part.stat().st_size
         if total is not None and size != total:
@@ -302,6 +327,10 @@ def ensure_file(
     log.info("fetching %s from %s", what, src)
     try:
         _download(src, dest, sha256, retries, timeout)
+    except _Unreachable as exc:
+        raise ModelFileError(
+            f"{what}: cannot reach {exc.host} ({exc.why}): this machine may be offline, or "
+            f"the host is wrong (SPEECHMINE_SONAR_BASE_URL). {hint}") from None
     except Exception as exc:  # every failure becomes the same actionable message
         raise ModelFileError(f"{what}: could not download {src} ({exc}). {hint}") from exc
     return dest

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..base import EncoderError, unknown_options_error
+from ..base import EncoderError, convert_option, unknown_options_error
 from .download import cached_path, ensure_file
 from .runtime import Runtime, effective_runtime, resolve_runtime
 
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "OptionSpec", "SonarOptions", "TEXT_SPEC", "SPEECH_SPEC", "CARD_DIM", "parse_options",
-    "find_model_file", "resolve_model_file", "model_width",
+    "option_types", "SONAR_OPTION_MIN", "find_model_file", "resolve_model_file", "model_width",
 ]
 
 #: Embedding width of every released SONAR model (text and speech share one space).
@@ -140,50 +140,89 @@ class SonarOptions:
         return {"runtime": runtime.identity(), "batching": batching}
 
 
+#: Types of the options both SONAR encoders take (what :func:`parse_options` converts them
+#: to, with :func:`speechmine.encoders.base.convert_option`, as ``check_options`` does).
+_COMMON_TYPES: dict[str, Any] = {
+    "batch_size": int | None, "mini_batch_size": int | None,
+    "trust_checkpoint": bool, "cache_dir": str | None, "sha256": str | None,
+    "device": str | None, "dtype": str | None, "quantize": str | None,
+    "threads": int | None, "gpu": bool | None, "fp16": bool | None,
+}
+#: Types of the encoder-specific fields (``OptionSpec.fields``).
+_FIELD_TYPES: dict[str, Any] = {
+    "tokenizer": str | None, "lang_table": Sequence[str] | None, "max_seq_len": int | None,
+    "num_heads": int | None, "pooler_heads": int | None, "max_batch_seconds": float | None,
+}
+#: Other names of a field (stopes').
+_FIELD_ALIASES: dict[str, set[str]] = {"tokenizer": {"spm_model"}}
+#: Inclusive lower bounds: counts where 0 would hang or make no sense.
+SONAR_OPTION_MIN: dict[str, float] = {
+    "batch_size": 1, "mini_batch_size": 1, "threads": 1, "max_seq_len": 1, "num_heads": 1,
+    "pooler_heads": 1, "max_batch_seconds": 1.0,
+}
+
+
+def option_types(spec: OptionSpec) -> dict[str, Any]:
+    """``{option: annotation}`` of every option the encoder of ``spec`` accepts, stopes
+    names and model aliases included (stopes options it does not use: ``Any``)."""
+    out = dict(_COMMON_TYPES)
+    out.update({k: str | None for k in spec.model_keys})
+    for name in spec.fields:
+        out[name] = _FIELD_TYPES[name]
+        out.update({alias: _FIELD_TYPES[name] for alias in _FIELD_ALIASES.get(name, ())})
+    out.update({k: Any for k in spec.unused})
+    return out
+
+
 def _first(options: dict[str, Any], *keys: str) -> Any:
     """Pop all ``keys`` from ``options``; return the first non-empty value."""
     values = [options.pop(k, None) for k in keys]
     return next((v for v in values if v), None)
 
 
-def _optional(value: Any, kind: type) -> Any:
-    return None if value is None else kind(value)
-
-
 def parse_options(spec: OptionSpec, options: Mapping[str, Any], *,
                   strict: bool = True) -> tuple[SonarOptions, dict[str, Any]]:
     """Resolve ``options`` (``batch_size`` may be among them) for the encoder of ``spec``.
 
+    Every option is first converted to its type (:func:`option_types`; booleans such as
+    ``trust_checkpoint`` accept true/false, yes/no, y/n, on/off, 1/0 strings and never
+    count a non-empty string as true) or refused with an :class:`EncoderError` naming it.
     Returns the options and what is left unknown. ``strict``: raise the constructor's
     :class:`EncoderError` for unknown options instead of returning them.
     """
-    rest = dict(options)
+    types = option_types(spec)
+    rest = {k: (convert_option(v, types[k], name=k, encoder=spec.encoder,
+                               minimum=SONAR_OPTION_MIN.get(k)) if k in types else v)
+            for k, v in options.items()}
     batch_size = rest.pop("batch_size", None)
     mini_batch_size = rest.pop("mini_batch_size", None)  # stopes' name wins, as in stopes
     if mini_batch_size is not None:
         batch_size = mini_batch_size
+    fp16 = bool(rest.pop("fp16", None))  # already a bool or None (stopes' null)
     values: dict[str, Any] = dict(
-        model=_optional(_first(rest, *spec.model_keys), str),
-        batch_size=int(batch_size if batch_size is not None else spec.batch_size),
-        trust_checkpoint=bool(rest.pop("trust_checkpoint", False)),
+        model=_first(rest, *spec.model_keys),
+        batch_size=batch_size if batch_size is not None else spec.batch_size,
+        trust_checkpoint=rest.pop("trust_checkpoint", False),
         cache_dir=rest.pop("cache_dir", None),
         sha256=rest.pop("sha256", None),
         device=rest.pop("device", None),
         dtype=rest.pop("dtype", None),
         quantize=rest.pop("quantize", None),
         threads=rest.pop("threads", None),
-        gpu=_optional(rest.pop("gpu", None), bool),
-        fp16=bool(rest.pop("fp16", False)),
+        gpu=rest.pop("gpu", None),
+        fp16=fp16,
     )
     if "tokenizer" in spec.fields:
-        values["tokenizer"] = _optional(_first(rest, "tokenizer", "spm_model"), str)
+        values["tokenizer"] = _first(rest, "tokenizer", "spm_model")
     if "lang_table" in spec.fields:
-        values["lang_table"] = _optional(rest.pop("lang_table", None), tuple)
+        table = rest.pop("lang_table", None)
+        values["lang_table"] = tuple(table) if table is not None else None
     for name in ("max_seq_len", "num_heads", "pooler_heads"):
         if name in spec.fields:
-            values[name] = _optional(rest.pop(name, None), int)
+            values[name] = rest.pop(name, None)
     if "max_batch_seconds" in spec.fields:
-        values["max_batch_seconds"] = float(rest.pop("max_batch_seconds", 160.0))
+        seconds = rest.pop("max_batch_seconds", None)
+        values["max_batch_seconds"] = 160.0 if seconds is None else seconds
     values["unused"] = tuple((k, rest.pop(k)) for k in spec.unused if k in rest)
     if strict and rest:
         raise unknown_options_error(spec.encoder, rest)

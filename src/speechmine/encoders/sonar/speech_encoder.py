@@ -12,11 +12,19 @@ import torch
 from .. import register
 from ..base import Encoder, EncoderError
 from ._cards import SPEECH_MODELS
-from .checkpoint import extract_state_dict, load_checkpoint, to_fairseq2_speech
+from .checkpoint import checkpoint_state, to_fairseq2_speech
 from .download import model_file_identity
 from .fbank import SAMPLE_RATE, kaldi_fbank, min_samples
 from .langs import UnknownLanguageError, speech_lang, speech_model_for
-from .options import SPEECH_SPEC, find_model_file, model_width, parse_options, resolve_model_file
+from .options import (
+    SONAR_OPTION_MIN,
+    SPEECH_SPEC,
+    find_model_file,
+    model_width,
+    option_types,
+    parse_options,
+    resolve_model_file,
+)
 from .runtime import build_model
 from .speech_model import FBANK_STRIDE, SonarSpeechModel, SpeechConfig, infer_speech_config
 from .text_encoder import sonar_weights_fingerprint
@@ -75,6 +83,10 @@ class SonarSpeechEncoder(Encoder):
         pooler_heads: attention heads of the pooler when they differ from the encoder's.
         device, dtype, threads, quantize, trust_checkpoint, cache_dir, sha256: as ``sonar_text``.
         stopes options: mini_batch_size, gpu, fp16, num_processes.
+
+    Input bound: ``max_seconds`` = what ``max_seq_len`` encoder steps cover (81.9 s by
+    default); :meth:`check` rejects longer waveforms (and shorter than 35 ms), and
+    :meth:`encode_batch` raises :class:`SegmentRejected` for them. Nothing is truncated.
     """
 
     name = "sonar_speech"
@@ -90,6 +102,8 @@ class SonarSpeechEncoder(Encoder):
         "mini_batch_size", "trust_checkpoint", "cache_dir", "sha256", "max_batch_seconds",
         "spm_vocab", "num_processes", "_name"}
     PACKAGES = ("torch", "numpy")
+    OPTION_TYPES = option_types(SPEECH_SPEC)
+    OPTION_MIN = SONAR_OPTION_MIN
 
     def __init__(self, lang: str | None = None, batch_size: int = SPEECH_SPEC.batch_size,
                  **options: Any) -> None:
@@ -108,10 +122,9 @@ class SonarSpeechEncoder(Encoder):
         self.model_path, self.model_label = resolve_model_file(
             model, _CARDS, "SONAR speech encoder", opts.cache_dir, opts.sha256
         )
-        state, _ = extract_state_dict(
-            load_checkpoint(self.model_path, trust=opts.trust_checkpoint))
-        state = to_fairseq2_speech(state)
+        state, _ = checkpoint_state(self.model_path, trust=opts.trust_checkpoint)
         try:
+            state = to_fairseq2_speech(state)
             cfg = infer_speech_config(state, max_seq_len=opts.max_seq_len,
                                       pooler_heads=opts.pooler_heads)
         except ValueError as exc:
@@ -121,6 +134,7 @@ class SonarSpeechEncoder(Encoder):
             lambda: SonarSpeechModel(cfg), state, self.runtime, str(self.model_path)
         )
         self.dim = cfg.model_dim
+        self.max_seconds = self.max_samples / SAMPLE_RATE
         self._sha: str | None = None
         log.info("sonar_speech: %s (%d conformer layers, %d pooler layers) on %s", self.model_label,
                  cfg.num_layers, cfg.pooler_layers, self.runtime.describe())

@@ -11,16 +11,18 @@ import numpy as np
 import torch
 
 from .. import register
-from ..base import Encoder, EncoderError
+from ..base import DEFAULT_MAX_CHARS, Encoder, EncoderError
 from ._cards import TEXT_DEFAULT_LANG, TEXT_FILE, TEXT_LANGS, TEXT_MODEL, TOKENIZER_FILE
-from .checkpoint import extract_state_dict, load_checkpoint, to_fairseq2_text
+from .checkpoint import checkpoint_state, to_fairseq2_text
 from .download import file_sha256, model_file_identity
 from .langs import UnknownLanguageError, text_lang
 from .options import (
+    SONAR_OPTION_MIN,
     TEXT_SPEC,
     SonarOptions,
     find_model_file,
     model_width,
+    option_types,
     parse_options,
     resolve_model_file,
 )
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 __all__ = ["SonarTextEncoder", "resolve_model_file"]
 
 _MODEL_CARDS = {TEXT_MODEL: TEXT_FILE}
+#: Characters per token allowed before tokenising: ~10 times what a token of text takes on
+#: average, and more than the longest piece, so the character cut never bites before the
+#: token cut (except on runs of blanks or of characters the tokenizer drops).
+CHARS_PER_TOKEN = 40
 _TOKENIZER_CARDS = {TEXT_MODEL: TOKENIZER_FILE}
 
 
@@ -72,7 +78,8 @@ class SonarTextEncoder(Encoder):
         model / name / _name: card name (``text_sonar_basic_encoder``) or a checkpoint path.
         tokenizer / spm_model: SentencePiece model path (default: the card's, downloaded).
         lang_table: the model's language list in card order (default: the card's 202).
-        max_seq_len: token limit (default 514); longer inputs are truncated with a warning.
+        max_seq_len: token limit (default 514); longer inputs keep their first
+            ``max_seq_len`` tokens (as the official pipeline), counted in ``n_truncated``.
         num_heads: attention heads when not 64-dim (shapes do not record them).
         device, dtype, threads, quantize: see :func:`.runtime.resolve_runtime`.
         trust_checkpoint: allow full unpickling of this checkpoint (only for files you trust).
@@ -82,6 +89,11 @@ class SonarTextEncoder(Encoder):
 
     Identity (:meth:`identity`): the output depends on ``lang`` (it picks the language token)
     and, under int8, on ``batch_size`` (see :meth:`.options.SonarOptions.runtime_identity`).
+
+    Input bound: ``max_tokens`` = ``max_seq_len`` tokens (514 by default) reach the model;
+    before tokenising, a sentence is cut to ``max_chars`` = ``max(20,000, 40 × max_seq_len)``
+    characters (20,560 by default), so the tokenizer never sees a megabyte line. A sentence
+    cut at either limit counts once in ``n_truncated``.
     """
 
     name = "sonar_text"
@@ -96,6 +108,8 @@ class SonarTextEncoder(Encoder):
         "num_processes"}
     PACKAGES = ("torch", "sentencepiece", "numpy")
     USES_LANG = True
+    OPTION_TYPES = option_types(TEXT_SPEC)
+    OPTION_MIN = SONAR_OPTION_MIN
 
     def __init__(self, lang: str | None = None, batch_size: int = TEXT_SPEC.batch_size,
                  **options: Any) -> None:
@@ -119,10 +133,9 @@ class SonarTextEncoder(Encoder):
         self.tokenizer = SonarTokenizer(tok_path, self.langs)
         self.lang_token = self.tokenizer.lang_id(self.lang_code)
 
-        state, wrapper = extract_state_dict(
-            load_checkpoint(self.model_path, trust=opts.trust_checkpoint))
-        state = to_fairseq2_text(state, wrapper)
+        state, wrapper = checkpoint_state(self.model_path, trust=opts.trust_checkpoint)
         try:
+            state = to_fairseq2_text(state, wrapper)
             cfg = infer_text_config(state, max_seq_len=opts.max_seq_len,
                                     num_heads=opts.num_heads)
         except ValueError as exc:
@@ -138,7 +151,8 @@ class SonarTextEncoder(Encoder):
             lambda: SonarTextModel(cfg), state, self.runtime, str(self.model_path)
         )
         self.dim = cfg.model_dim
-        self.n_truncated = 0
+        self.max_tokens = cfg.max_seq_len
+        self.max_chars = max(DEFAULT_MAX_CHARS, CHARS_PER_TOKEN * cfg.max_seq_len)
         self._sha: str | None = None
         log.info("sonar_text: %s (%d layers, dim %d) lang %s on %s", self.model_label,
                  cfg.num_layers, cfg.model_dim, self.lang_code, self.runtime.describe())
@@ -181,14 +195,13 @@ class SonarTextEncoder(Encoder):
 
     # -- encoding ----------------------------------------------------------------------
     def tokenize(self, sentences: Sequence[str]) -> list[list[int]]:
-        """Token ids per sentence, truncated to ``max_seq_len`` (counted, with a warning)."""
+        """Token ids per sentence, truncated to ``max_seq_len`` (reported to
+        :meth:`note_truncated`: counted once per sentence in ``n_truncated``)."""
         ids = self.tokenizer.encode(sentences, self.lang_code)
         limit = self.config.max_seq_len
-        cut = sum(len(x) > limit for x in ids)
+        cut = [i for i, x in enumerate(ids) if len(x) > limit]
         if cut:
-            self.n_truncated += cut
-            log.warning("sonar_text: %d sentence(s) truncated to %d tokens (%d so far)",
-                        cut, limit, self.n_truncated)
+            self.note_truncated(cut)
             # as the official pipeline: keep the first max_seq_len tokens (EOS may go)
             ids = [x[:limit] for x in ids]
         return ids
