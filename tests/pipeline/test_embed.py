@@ -1,4 +1,4 @@
-"""The embed stage's process-level model cache stays bounded."""
+"""The embed stage: a bounded model cache, and a progress bar that moves per batch."""
 
 from __future__ import annotations
 

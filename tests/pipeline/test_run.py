@@ -181,3 +181,12 @@ def test_in_memory_api_validates_settings_like_the_config():
         speechmine.mine(["one"], ["un"], encoder="toy", preset="fairseq")
     with pytest.raises(ValueError, match="unify"):
         speechmine.mine(["one"], ["un"], encoder="toy", unify=True)
+
+
+def test_in_memory_api_skips_blanks_and_refuses_a_plain_string():
+    pairs = speechmine.mine(["", "one cat", "  ", "two dogs"], ["deux chiens", "", "un chat"],
+                            encoder="toy", threshold=0)
+    assert [(p.src_id, p.tgt_id) for p in pairs] == [(1, 2), (3, 0)]  # ids index the inputs
+    assert all(p.src.strip() and p.tgt.strip() for p in pairs)
+    with pytest.raises(TypeError, match="not a single str"):
+        speechmine.mine("one cat", ["un chat"], encoder="toy")
