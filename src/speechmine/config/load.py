@@ -77,34 +77,67 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 
 def _parse_override(ov: str) -> Container:
-    """One ``key=value`` from the command line; errors name the override."""
-    if "=" not in ov:
-        raise ConfigError(f"command line: override {ov!r} is not key=value")
+    """One ``key=value`` from the command line (``+key=``/``++key=``: add or force, as
+    Hydra); errors name the override."""
+    key, eq, value = ov.partition("=")
+    if not eq:
+        raise ConfigError(f"command line: override {ov!r} is not key=value (or ~key)")
     try:
-        return OmegaConf.from_dotlist([ov])
+        return OmegaConf.from_dotlist([f"{key.lstrip('+')}={value}"])
     except (OmegaConfBaseException, yaml.YAMLError) as exc:
         detail = _yaml_problem(exc) if isinstance(exc, yaml.YAMLError) else \
             str(exc).splitlines()[0]
         raise ConfigError(f"command line: override {ov!r}: {detail}") from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
-                base: dict[str, Any] | None = None, check_files: bool = True) -> RunConfig:
-    """Load a preset YAML (or ``base`` dict), apply ``key=value`` overrides, validate.
+def _delete(cfg: DictConfig, ov: str) -> None:
+    """``~key`` (or ``~key=value``: only when it holds that value) removes a key."""
+    key, eq, value = ov[1:].partition("=")
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    if not isinstance(parent, DictConfig) or leaf not in parent:
+        raise ConfigError(f"command line: {ov}: there is no key {key!r} to remove")
+    if eq and str(parent[leaf]) != value:
+        raise ConfigError(f"command line: {ov}: {key} is {parent[leaf]!r}, not {value!r}")
+    del parent[leaf]
 
-    Overrides use OmegaConf dot-list syntax (``mine.k=4``, ``demo_dir=/data``); a preset name
-    (``laser``/``stopes``) goes under ``mine.preset``. Errors about a key given on the
-    command line name the command line, not the file.
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                base: dict[str, Any] | None = None, check_files: bool = True,
+                config_dirs: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a preset YAML (or ``base`` dict), compose its ``defaults:`` list, apply
+    overrides, validate.
+
+    Overrides use Hydra's command-line grammar: ``key=value`` (OmegaConf dot syntax,
+    ``mine.k=4``, ``demo_dir=/data``), ``+key=value`` / ``++key=value``, ``~key``, and group
+    picks such as ``embed_text=sonar`` or ``+preset=demo`` (see :mod:`.compose`; the search
+    path is the config's folder, then ``config_dirs``, then speechmine's bundled groups).
+    Errors about a key given on the command line name the command line, not the file.
     """
+    from .compose import BUNDLED, Composer, defaults_groups, split_overrides
+
     source = Source(str(path) if path else "<arguments>")
-    if path is not None and not Path(path).is_file():
-        what = "is a directory" if Path(path).is_dir() else "does not exist"
-        raise ConfigError(f"config file {path} {what}")
-    cfg: Container = load_yaml(path) if path else OmegaConf.create(base or {})
+    values = list(overrides)
+    if path is not None:
+        if not Path(path).is_file():
+            what = "is a directory" if Path(path).is_dir() else "does not exist"
+            raise ConfigError(f"config file {path} {what}")
+        for d in config_dirs:
+            if not Path(d).is_dir():
+                raise ConfigError(f"command line: --config-dir {d} is not a folder")
+        composer = Composer([Path(path).resolve().parent, *map(Path, config_dirs), BUNDLED])
+        values = split_overrides(values, composer, defaults_groups(Path(path)))
+        cfg: Container = composer.compose(Path(path))
+    else:
+        cfg = OmegaConf.create(base or {})
     try:
         if path and base:
             cfg = OmegaConf.merge(OmegaConf.create(base), cfg)
-        for ov in overrides:
+        for ov in values:
+            if ov.startswith("~"):
+                assert isinstance(cfg, DictConfig)
+                _delete(cfg, ov)
+                continue
             parsed = _parse_override(ov)
             source.overrides[ov.split("=", 1)[0].strip().lstrip("+")] = ov
             cfg = OmegaConf.merge(cfg, parsed)
