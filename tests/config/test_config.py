@@ -199,18 +199,38 @@ def test_mine_indexes_stopes_keys_map_or_are_refused(tmp_path: Path) -> None:
     text = STOPES_DEMO.replace("k_extract: 1", "k_extract: 4")
     with pytest.raises(ConfigError, match="mine_indexes.config.k_extract"):
         load_config(_write(tmp_path, text), [f"demo_dir={tmp_path}"])
-    # best-of-k in stopes is sort_neighbors; mine_type picks the directions; src_k/tgt_k
-    # the neighbours averaged; calculate_distances.num_probe the IVF probes
+    # stopes' k is calculate_distances.config.knn (knn_dist is read by nothing); best-of-k is
+    # sort_neighbors; mine_type picks the directions; src_k/tgt_k count only with
+    # margin_norm: last; calculate_distances.num_probe is the IVF probes
     text = STOPES_DEMO.replace("knn_dist: 16", "knn_dist: 8\n    sort_neighbors: true\n"
                                "    mine_type: forward\n    src_k: 6\n    tgt_k: 6")
-    text = text.replace("gpu_memory_gb: 32", "gpu_memory_gb: 32\n    num_probe: 64")
+    text = text.replace("gpu_memory_gb: 32", "gpu_memory_gb: 32\n    num_probe: 64\n"
+                        "    knn: 12")
     cfg = load_config(_write(tmp_path, text, "b.yaml"), [f"demo_dir={tmp_path}"])
     assert (cfg.mine.k, cfg.mine.k_mean, cfg.mine.candidate, cfg.mine.retrieval,
-            cfg.mine.dedup) == (8, 6, "best", "fwd", False)
+            cfg.mine.dedup) == (12, None, "best", "fwd", False)
+    assert any("knn_dist" in i for i in cfg.ignored) and any("src_k" in i for i in cfg.ignored)
     assert cfg.index.nprobe == 64
+    text = text.replace("margin_norm: mean", "margin_norm: last")
+    last = load_config(_write(tmp_path, text, "l.yaml"), [f"demo_dir={tmp_path}"])
+    assert (last.mine.margin_norm, last.mine.k_mean) == ("last", 6)
     with pytest.raises(ConfigError, match="src_k"):
         load_config(_write(tmp_path, text.replace("tgt_k: 6", "tgt_k: 4"), "c.yaml"),
                     [f"demo_dir={tmp_path}"])
+
+
+def test_a_partial_mine_indexes_block_fills_the_rest_from_stopes_defaults(tmp_path: Path
+                                                                         ) -> None:
+    """stopes' own global_mining.yaml sets only a few mine_indexes keys: the others are
+    stopes' defaults (k 16, nearest, union, mean), not speechmine's (4, best, max)."""
+    text = STOPES_DEMO.replace("    knn_dist: 16\n    k_extract: 1\n    margin: ratio\n"
+                               "    margin_norm: mean\n", "    mine_threshold: 1.05\n")
+    assert "knn_dist" not in text
+    cfg = load_config(_write(tmp_path, text, "p.yaml"), [f"demo_dir={tmp_path}"])
+    assert (cfg.mine.k, cfg.mine.candidate, cfg.mine.retrieval, cfg.mine.margin_norm,
+            cfg.mine.dedup, cfg.mine.dedup_texts, cfg.mine.max_score) == \
+        (16, "nearest", "union", "mean", False, True, 1.25)
+    assert cfg.output.layout == "stopes"
 
 
 def test_stopes_speechmine_preset_loads(tmp_path: Path) -> None:
@@ -324,7 +344,9 @@ def test_mine_presets(tmp_path: Path, shard_dir: Path, preset: str, expected: di
     cfg = _load(tmp_path, _base(shard_dir, tmp_path / "out"), [f"mine.preset={preset}"])
     got = {k: getattr(cfg.mine, k) for k in expected}
     assert got == expected
-    assert cfg.mine.threshold == 1.1 and cfg.mine.unify is False
+    # stopes' mine_threshold default (global_mining.yaml) comes with its rule
+    assert cfg.mine.threshold == (1.04 if preset == "stopes" else 1.1)
+    assert cfg.mine.unify is False
 
 
 def test_mine_preset_then_explicit_override(tmp_path: Path, shard_dir: Path) -> None:

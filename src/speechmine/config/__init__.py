@@ -21,6 +21,7 @@ from .model import (
                     IndexConfig,
                     LauncherConfig,
                     MineConfig,
+                    OutputConfig,
                     RunConfig,
                     SegmentConfig,
                     SideConfig,
@@ -33,7 +34,7 @@ from .validate import ConfigError
 
 __all__ = [
     "ConfigError", "RunConfig", "SideConfig", "DataConfig", "EncoderConfig", "SegmentConfig",
-    "MineConfig", "IndexConfig", "LauncherConfig", "CacheConfig", "MINE_PRESETS",
+    "MineConfig", "IndexConfig", "LauncherConfig", "CacheConfig", "OutputConfig", "MINE_PRESETS",
     "load_config", "build_config", "resolved_yaml", "lang_code_of", "transient",
     "is_transient", "result_view",
 ]

@@ -23,14 +23,14 @@ from omegaconf.errors import (
 from . import validate
 from .interp import ExpansionError, check_expansion, env_dependent
 from .model import RunConfig
-from .stopes import IGNORED_TOP
+from .stopes import IGNORED_LAUNCHER, IGNORED_TOP, STOPES_READ
 from .validate import ConfigError, Source, as_bool, as_str, err, suggest
 
 TOP_KEYS = {"src_lang", "tgt_lang", "output_dir", "embedding_dimensions", "mine_threshold",
             "index_type", "existing_embedding_glob", "existing_index_path", "data",
             "lang_configs", "embed_text", "embed_speech", "launcher", "mine", "index",
-            "mine_indexes", "calculate_distances", "fp16", "on_error", "progress", "lang",
-            "segment_audio", "work_dir", "cache"}
+            "mine_indexes", "calculate_distances", "mine_sentences", "fp16", "on_error",
+            "progress", "lang", "segment_audio", "work_dir", "cache", "output"}
 
 
 def _variables(node: Any) -> set[str]:
@@ -82,6 +82,8 @@ def _parse_override(ov: str) -> Container:
     key, eq, value = ov.partition("=")
     if not eq:
         raise ConfigError(f"command line: override {ov!r} is not key=value (or ~key)")
+    # Hydra's escapes: \{lang\} keeps the braces away from its grammar; `key=` is ""
+    value = value.replace("\\{", "{").replace("\\}", "}") or "''"
     try:
         return OmegaConf.from_dotlist([f"{key.lstrip('+')}={value}"])
     except (OmegaConfBaseException, yaml.YAMLError) as exc:
@@ -153,34 +155,96 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 
 
 #: the side-level keys speechmine reads after merging lang_configs.<name> over the config
-SIDE_READ = ("data", "embed_text", "embed_speech", "existing_embedding_glob",
+#: (of stopes' embed_text/embed_speech module blocks, only the encoder is read)
+SIDE_READ = ("data", "embed_text.encoder", "embed_speech.encoder", "existing_embedding_glob",
              "existing_index_path", "index_type", "lang", "segment_audio")
+#: keys of an embed_text/embed_speech block besides `encoder` (stopes' module settings)
+EMBED_MODULE_KEYS = {"_target_", "lang", "shards", "output_dir", "lang_shard_name", "encode",
+                     "preprocess", "config"}
 
 
 def _resolve_keys(node: DictConfig, keys: Any, source: str, need_out: list[str]
                   ) -> tuple[dict[str, Any], bool]:
-    """Resolve only ``keys`` of ``node``: like stopes, a value nobody reads (``model_dir:
-    ${demo_dir}/…`` with no demo_dir) is never an error. A ``???`` that is read is: the name
-    of the value to give goes to ``need_out`` (reported together, once every side was looked
-    at). Returns the resolved keys and whether any was missing."""
+    """Resolve only ``keys`` (dotted paths) of ``node``: like stopes, a value nobody reads
+    (``model_dir: ${demo_dir}/…`` with no demo_dir) is never an error. A ``???`` that is read
+    is: its full key (or the key an interpolation leads to) goes to ``need_out``, reported
+    with every other once all sides were looked at. Returns the resolved values (nested as
+    in the config) and whether any was missing."""
     out: dict[str, Any] = {}
     gap = False
     for key in keys:
-        if key not in node.keys():
-            continue
+        parent_key, _, leaf = key.rpartition(".")
+        try:
+            parent = OmegaConf.select(node, parent_key) if parent_key else node
+        except OmegaConfBaseException:
+            parent = None
+        if not isinstance(parent, DictConfig) or leaf not in parent.keys():
+            continue  # `in` is False for ??? values: keys() has them
         try:
             value = OmegaConf.select(node, key, throw_on_missing=True)
-            out[key] = OmegaConf.to_container(value, resolve=True, throw_on_missing=True) \
+            value = OmegaConf.to_container(value, resolve=True, throw_on_missing=True) \
                 if isinstance(value, (DictConfig, ListConfig)) else value
         except (MissingMandatoryValue, InterpolationToMissingValueError) as exc:
             found = re.findall(r"Missing mandatory value: ?([\w.]+)", str(exc))
-            root = found[-1] if found else key
+            root = key if OmegaConf.is_missing(parent, leaf) else (found[-1] if found else key)
             gap = True
             if root not in need_out:
                 need_out.append(root)
+            continue
         except OmegaConfBaseException as exc:
             raise ConfigError(f"{source}: {key}: {str(exc).splitlines()[0]}") from None
+        _set(out, key, value)
     return out, gap
+
+
+def _set(tree: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def _launcher_keys(node: DictConfig, ignored: list[str]) -> list[str]:
+    """The launcher keys to resolve: stopes' launcher settings speechmine does not use
+    (``throttle: ${oc.env:USER}`` …) are reported as ignored and never resolved."""
+    launcher = node.get("launcher") if "launcher" in node.keys() else None
+    if not isinstance(launcher, DictConfig):
+        return ["launcher"] if "launcher" in node.keys() else []
+    keys = []
+    for key in map(str, launcher.keys()):
+        if key in IGNORED_LAUNCHER:
+            ignored.append(f"launcher.{key} ({IGNORED_LAUNCHER[key]})")
+        else:
+            keys.append(f"launcher.{key}")
+    return keys
+
+
+def _stopes_block_keys(node: DictConfig, ignored: list[str]) -> list[str]:
+    """The keys of stopes' mining blocks that speechmine reads (``block.config.key``); every
+    other key of those blocks is reported as ignored and never resolved."""
+    read: list[str] = []
+    for block, keys in STOPES_READ.items():
+        sub = node.get(block) if block in node.keys() else None
+        if not isinstance(sub, DictConfig):
+            continue
+        for key in map(str, sub.keys()):
+            if key != "config":
+                ignored.append(f"{block}.{key} (stopes module setting)")
+        config = sub.get("config") if "config" in sub.keys() else None
+        if not isinstance(config, DictConfig):
+            continue
+        for key in map(str, config.keys()):
+            if key in keys:
+                read.append(f"{block}.config.{key}")
+            else:
+                ignored.append(f"{block}.config.{key} (stopes pipeline setting)")
+    return read
+
+
+def _added(source: str, key: str) -> bool:
+    """Was ``key`` added with ``+key=value`` on the command line (Hydra: a new key)?"""
+    given = source.overrides.get(key, "") if isinstance(source, Source) else ""
+    return given.startswith("+")
 
 
 def _raise_missing(need: list[str], source: str) -> None:
@@ -204,11 +268,15 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     if "lang_configs" in shared.keys():
         del shared["lang_configs"]
     # side blocks are resolved per side, after their merge; index_type is read at both levels
-    read_top = [k for k in shared.keys()
-                if k in TOP_KEYS and (k not in SIDE_READ or k == "index_type")]
+    side_roots = {k.split(".")[0] for k in SIDE_READ}
+    read_top = [k for k in map(str, shared.keys()) if k in TOP_KEYS and k not in STOPES_READ
+                and k != "launcher" and (k not in side_roots or k == "index_type")]
     need: list[str] = []
     raw, _ = _resolve_keys(shared, [k for k in read_top if k not in ("src_lang", "tgt_lang")],
                            source, need)
+    stopes_raw, _ = _resolve_keys(shared, _stopes_block_keys(shared, ignored)
+                                  + _launcher_keys(shared, ignored), source, need)
+    raw.update(stopes_raw)
     names, missing_names = _resolve_keys(shared, ["src_lang", "tgt_lang"], source, need)
     if missing_names:
         _raise_missing(need, source)
@@ -218,6 +286,8 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
             continue
         if key in IGNORED_TOP:
             ignored.append(f"{key} ({IGNORED_TOP[key]})")
+        elif _added(source, key):
+            ignored.append(f"{key} (added on the command line; read by nothing)")
         elif key not in variables:
             raise err(key, "unknown key" + suggest(key, TOP_KEYS | set(IGNORED_TOP)), source)
         else:  # a user variable: recorded in the resolved config when it resolves
@@ -252,6 +322,18 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
         merged, side_missing = _resolve_keys(side_node, SIDE_READ, source, need)
         if side_missing:
             continue  # reported below, with every other missing value
+        for block in ("embed_text", "embed_speech"):
+            module = side_node.get(block) if block in side_node.keys() else None
+            if isinstance(module, DictConfig):
+                for k in map(str, module.keys()):
+                    if k not in EMBED_MODULE_KEYS | {"encoder"}:
+                        raise err(f"lang_configs.{name}.{block}.{k}", "unknown key" + suggest(
+                            k, EMBED_MODULE_KEYS | {"encoder"}), source)
+                ignored.extend(f"{block}.{k} (stopes module setting: speechmine reads "
+                               f"{block}.encoder)" for k in map(str, module.keys())
+                               if k in EMBED_MODULE_KEYS - {"preprocess"})
+                if module.get("preprocess") if "preprocess" in module.keys() else None:
+                    ignored.append(f"{block}.preprocess (speechmine embeds raw lines)")
         sides.append(validate.side(name, merged, [str(k) for k in entry.keys()], source,
                                    ignored, check_files, notes))
         resolved_entries[name] = merged
@@ -261,6 +343,7 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     index = validate.index(raw, source, ignored)
     launcher = validate.launcher(raw, source, ignored)
     cache = validate.cache(raw, source)
+    output = validate.output(raw, source)
     on_error = raw.get("on_error")
     if on_error not in ("fail", "skip", None):
         raise err("on_error", f"must be 'fail' or 'skip', got {on_error!r}", source)
@@ -269,6 +352,7 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
         raise err("output_dir", "must be a path", source)
     return RunConfig(src_lang=src_lang, tgt_lang=tgt_lang, output_dir=out, src=sides[0],
                      tgt=sides[1], mine=mine, index=index, launcher=launcher, cache=cache,
+                     output=output,
                      embedding_dimensions=emb_dim, fp16=fp16, on_error=on_error,
                      progress=as_bool(raw, "progress", True, source), source_file=source,
                      work_dir=as_str(raw, "work_dir", source, optional=True),

@@ -72,7 +72,8 @@ def result_view(value: Any) -> Any:
 class DataConfig:
     """Where a side's shards are (stopes ``data`` block)."""
 
-    data_version: str = transient("v1", why="stopes bookkeeping: names runs, read by nothing")
+    data_version: str = transient("v1", why="a name: in stopes' output layout it names the "
+                                  "mine.<data_version> folder (where outputs go, not what)")
     iteration: int = transient(1, why="stopes bookkeeping: names runs, read by nothing")
     #: the next six select files; the files they find enter keys by content
     data_shard_dir: str | None = None
@@ -148,6 +149,12 @@ class MineConfig:
     max_score: float | None = None
     dedup: bool = True
     unify: bool = False
+    #: stopes' mine_sentences ``dedup_bitexts``: of pairs with the same source and target
+    #: *texts*, keep the best-scoring one (a pair found in both directions, copies)
+    dedup_texts: bool = False
+    #: stopes stores kNN distances as float16 (``save_dists_as_fp16``): round the distances
+    #: the same way before scoring, for stopes' scores to the last printed digit
+    fp16_distances: bool = False
 
 
 #: Named presets that reproduce each tool's mining rule exactly.
@@ -155,10 +162,12 @@ MINE_PRESETS: dict[str, dict[str, Any]] = {
     # LASER source/mining/mine.py: k=4 both ways, ratio margin, best of the k, greedy 1:1
     "laser": dict(k=4, k_mean=None, margin="ratio", margin_norm="mean", candidate="best",
                   retrieval="max", dedup=True),
-    # stopes mine_indexes/base.yaml: knn_dist=16, mean margin, k_extract=1, both directions
-    # concatenated without dedup
+    # stopes (global_mining.yaml and its groups): calculate_distances knn=16, mean margin,
+    # k_extract=1, both directions concatenated (union, no pair dedup), fp16 distances, then
+    # mine_sentences: threshold 1.04, score_max 1.25, text dedup
     "stopes": dict(k=16, k_mean=None, margin="ratio", margin_norm="mean", candidate="nearest",
-                   retrieval="union", dedup=False),
+                   retrieval="union", dedup=False, threshold=1.04, max_score=1.25,
+                   dedup_texts=True, fp16_distances=True),
 }
 
 
@@ -174,6 +183,28 @@ class IndexConfig:
     #: exact search tile edge: not transient, the tile decides which of equal similarities
     #: a FAISS heap keeps first
     tile: int = 4096
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """How the output files are laid out and written.
+
+    ``speechmine`` (default): in ``output_dir``, scores ``%.6f``, bimeta direction
+    ``src2tgt``/``tgt2src``/``both`` and ``file:line`` without meta files. ``stopes``: what
+    stopes writes — files in ``output_dir/mine.<data_version>/``, ``TH-`` tag and scores as
+    Python prints them (``1.0``, ``1.2818745``), rows through ``csv`` (its quoting and
+    ``\r\n``), direction ``fwd``/``bwd``, an empty meta column without meta files, and
+    mine_indexes' ``<src>-<tgt>.<index_type>.k<src_k>-<tgt_k>.<margin_norm>.np<num_probe>.
+    <gpu_type>.align.npz`` (``scores``, ``src_idx``, ``trg_idx``, ``bwd_pos``). The other
+    fields are the parts of that name.
+    """
+
+    layout: str = "speechmine"
+    index_type: str | None = None  # stopes' index_type; None: the one chosen by size
+    src_k: int = 16
+    tgt_k: int = 16
+    num_probe: int = 128
+    gpu_type: str = "fp16-shard"
 
 
 @dataclass(frozen=True)
@@ -212,6 +243,7 @@ class RunConfig:
     index: IndexConfig = IndexConfig()
     launcher: LauncherConfig = LauncherConfig()
     cache: CacheConfig = CacheConfig()
+    output: OutputConfig = OutputConfig()
     embedding_dimensions: int | None = None
     fp16: bool = False  # store embeddings as float16
     #: bad input: "fail" (error naming file and line) or "skip" (rejects.tsv); None = the
@@ -237,11 +269,21 @@ class RunConfig:
         return self.src if role == "src" else self.tgt
 
     def threshold_tag(self) -> str:
-        """The ``TH-<threshold>`` part of output names (stopes convention)."""
+        """The ``TH-<threshold>`` part of output names (stopes' convention; its layout prints
+        the number as Python does: ``TH-1.0``)."""
+        if self.output.layout == "stopes":
+            return f"TH-{float(self.mine.threshold)}"
         return f"TH-{self.mine.threshold:g}"
 
+    @property
+    def output_path(self) -> Path:
+        """Where the output files go (stopes' layout: ``output_dir/mine.<data_version>``)."""
+        if self.output.layout == "stopes":
+            return Path(self.output_dir) / f"mine.{self.src.data.data_version}"
+        return Path(self.output_dir)
+
     def output_prefix(self) -> Path:
-        return Path(self.output_dir) / f"{self.src_lang}-{self.tgt_lang}.{self.threshold_tag()}"
+        return self.output_path / f"{self.src_lang}-{self.tgt_lang}.{self.threshold_tag()}"
 
     @property
     def work_path(self) -> Path:

@@ -15,22 +15,45 @@ IGNORED_TOP = {
     "vocab_dir": "stopes vocabulary path", "local_tmp_dir": "scratch dir",
     "embedding_sample": "index sample is drawn from all shards",
     "train_index": "stopes module settings (GPU)", "populate_index": "stopes module settings",
-    "merge_indexes": "stopes module settings", "mine_sentences": "stopes module settings",
+    "merge_indexes": "stopes module settings",
     "count_lines": "stopes module settings",
     "default_spm": "LASER spm", "default_vocab": "LASER vocab", "moses": "Moses settings",
-    "moses_filter": "Moses settings", "max_shard_size": "kNN is tiled: no language split needed",
-    "sharded_langs": "kNN is tiled: no language split needed",
+    "moses_filter": "Moses settings",
+    "max_shard_size": "language splitting is not implemented yet (the corpus-scale issue); "
+                      "the kNN is tiled and needs no split",
+    "sharded_langs": "language splitting is not implemented yet (the corpus-scale issue)",
+    "split_in_shards": "stopes module settings (language splitting)",
+    "merge_shards": "stopes module settings (language splitting)",
+    "existing_aux_embedding_glob": "auxiliary embeddings (blended retrieval) are not "
+                                   "implemented",
 }
 IGNORED_LAUNCHER = {"cache": "speechmine caches in output_dir/work",
                     "config_dump_dir": "config written to output_dir", "_target_": "hydra",
-                    "update_parameters": "stopes submitit", "max_jobarray_jobs": "stopes"}
+                    "update_parameters": "stopes submitit", "max_jobarray_jobs": "stopes",
+                    "throttle": "stopes submitit"}
+#: stopes launcher keys with a speechmine name
+LAUNCHER_ALIASES = {"log_folder": "log_dir"}
+#: stopes encoder options speechmine's encoder may not take: accepted, reported when set
+#: (``normalize``: speechmine L2-normalises every embedding anyway)
 IGNORED_ENCODER = {"spm_model", "spm_vocab", "num_processes", "gpu", "fp16", "preprocess",
-                   "max_tokens", "_name", "mini_batch_size"}
-#: stopes mine_indexes.config keys and where they go
-MINE_INDEXES_MAP = {"knn_dist": "k", "margin": "margin", "margin_type": "margin",
-                    "margin_norm": "margin_norm", "mine_threshold": "threshold"}
+                   "max_tokens", "_name", "mini_batch_size", "encoder_model", "normalize",
+                   "max_sentences", "stable_sort", "cpu", "fp16_model"}
+#: the keys of stopes' mining module blocks (``<block>.config.<key>``) that speechmine reads;
+#: the rest of those blocks (file lists set by stopes' pipeline, GPU settings …) is accepted
+#: and reported as ignored, never resolved (so their ``???`` are never asked for)
+STOPES_READ = {
+    "calculate_distances": ("knn", "num_probe", "gpu_type", "save_dists_as_fp16"),
+    "mine_indexes": ("knn_dist", "src_k", "tgt_k", "k_extract", "margin_type", "margin",
+                     "mine_type", "sort_neighbors", "margin_norm", "mine_threshold"),
+    "mine_sentences": ("mine_threshold", "score_max", "score_min", "dedup_bitexts"),
+}
 #: stopes' mine_type → speechmine retrieval
 STOPES_MINE_TYPES = {"forward": "fwd", "backward": "bwd", "union": "union"}
+#: stopes' defaults for the keys above (its conf groups *_/base.yaml and global_mining.yaml)
+STOPES_DEFAULTS = {"knn": 16, "num_probe": 128, "gpu_type": "fp16-shard",
+                   "save_dists_as_fp16": True, "src_k": 16, "tgt_k": 16, "k_extract": 1,
+                   "margin_type": "ratio", "mine_type": "union", "sort_neighbors": False,
+                   "margin_norm": "mean", "score_max": 1.25, "dedup_bitexts": True}
 
 #: file endings taken for raw audio (not manifests) on a speech side
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".webm")
@@ -57,41 +80,88 @@ class StopesKeyError(ValueError):
         self.key = key
 
 
-def mine_indexes_values(raw: dict[str, Any], ignored: list[str]) -> dict[str, Any]:
-    """stopes' ``mine_indexes.config`` block, mapped onto :class:`MineConfig` fields.
+def stopes_blocks(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{block: its read config keys}`` for the stopes mining blocks present in ``raw``."""
+    out = {}
+    for block in STOPES_READ:
+        node = raw.get(block)
+        if isinstance(node, dict) and isinstance(node.get("config"), dict):
+            out[block] = node["config"]
+    return out
 
-    knn_dist → k; src_k/tgt_k (neighbours averaged) → k_mean; margin/margin_type → margin;
-    margin_norm; k_extract must be 1 (one candidate per query); sort_neighbors: true → the
-    best margin among the k (else the nearest, stopes' default); mine_type forward /
-    backward / union → fwd / bwd / union without dedup (stopes writes both directions).
-    Raises :class:`StopesKeyError` naming the key under ``mine_indexes.config``.
+
+def stopes_mine_values(raw: dict[str, Any], ignored: list[str]) -> dict[str, Any]:
+    """stopes' mining blocks, mapped onto :class:`MineConfig` fields as stopes reads them.
+
+    When any of ``calculate_distances``, ``mine_indexes``, ``mine_sentences`` has a
+    ``config`` block, every key a block leaves out takes stopes' default (not speechmine's):
+
+    * k = ``calculate_distances.config.knn`` (the neighbours stopes searches and averages);
+      ``mine_indexes.config.knn_dist`` is not read by stopes' mining code either;
+    * ``margin_type``/``margin`` → margin; ``margin_norm``; ``src_k``/``tgt_k`` only with
+      ``margin_norm: last`` (the neighbour whose similarity normalises: stopes uses them
+      nowhere else); ``k_extract`` must be 1; ``sort_neighbors: true`` → the best margin
+      among the k, else the nearest; ``mine_type`` forward/backward/union → fwd/bwd/union,
+      without pair dedup (stopes writes both directions);
+    * mine_sentences: ``mine_threshold`` (and ``score_min`` if present) → the threshold,
+      ``score_max`` → max_score, ``dedup_bitexts`` → dedup_texts;
+    * ``calculate_distances.config.save_dists_as_fp16`` → fp16_distances.
+
+    Raises :class:`StopesKeyError` naming the key for a value speechmine cannot honour.
     """
-    block = (raw.get("mine_indexes") or {}).get("config") or {}
-    w = "mine_indexes.config."
-    values: dict[str, Any] = {"candidate": "nearest"} if block else {}
-    for key, value in block.items():
-        if key in MINE_INDEXES_MAP:
-            if value is not None:
-                values[MINE_INDEXES_MAP[key]] = value
-        elif key == "k_extract":
-            if value not in (None, 1):
-                raise StopesKeyError(w + key, f"{value}: speechmine takes one candidate per "
-                                     "query (k_extract: 1)")
-        elif key == "sort_neighbors":
-            values["candidate"] = "best" if value else "nearest"
-        elif key == "mine_type":
-            if value not in STOPES_MINE_TYPES:
-                raise StopesKeyError(w + key,
-                                     f"{value!r} is not one of {sorted(STOPES_MINE_TYPES)}")
-            values["retrieval"] = STOPES_MINE_TYPES[value]
-            values["dedup"] = False
-        elif key in ("src_k", "tgt_k"):
-            other = block.get("tgt_k" if key == "src_k" else "src_k", value)
-            if value != other:
-                raise StopesKeyError(w + key, f"src_k={block.get('src_k')} and tgt_k="
-                                     f"{block.get('tgt_k')} differ; speechmine averages one "
-                                     "neighbourhood size (mine.k_mean)")
-            values["k_mean"] = value
-        else:
-            ignored.append(f"{w}{key}")
+    blocks = stopes_blocks(raw)
+    if not blocks:
+        return {}
+    cd, mi, ms = (blocks.get(b, {}) for b in ("calculate_distances", "mine_indexes",
+                                               "mine_sentences"))
+
+    def get(block: dict[str, Any], key: str) -> Any:
+        value = block.get(key)
+        return STOPES_DEFAULTS.get(key) if value is None else value
+
+    values: dict[str, Any] = {
+        "k": get(cd, "knn"), "k_mean": None, "margin": mi.get("margin") or get(mi, "margin_type"),
+        "margin_norm": get(mi, "margin_norm"),
+        "candidate": "best" if get(mi, "sort_neighbors") else "nearest",
+        "dedup": False, "max_score": get(ms, "score_max"),
+        "dedup_texts": get(ms, "dedup_bitexts"),
+        "fp16_distances": get(cd, "save_dists_as_fp16"),
+    }
+    mine_type = get(mi, "mine_type")
+    if mine_type not in STOPES_MINE_TYPES:
+        raise StopesKeyError("mine_indexes.config.mine_type",
+                             f"{mine_type!r} is not one of {sorted(STOPES_MINE_TYPES)}")
+    values["retrieval"] = STOPES_MINE_TYPES[mine_type]
+    if get(mi, "k_extract") != 1:
+        raise StopesKeyError("mine_indexes.config.k_extract", f"{mi.get('k_extract')}: "
+                             "speechmine takes one candidate per query (k_extract: 1)")
+    src_k, tgt_k = get(mi, "src_k"), get(mi, "tgt_k")
+    if values["margin_norm"] == "last":
+        if src_k != tgt_k:
+            raise StopesKeyError("mine_indexes.config.src_k", f"src_k={src_k} and "
+                                 f"tgt_k={tgt_k} differ; speechmine normalises both "
+                                 "directions by the same neighbour (mine.k_mean)")
+        values["k_mean"] = src_k
+    elif "src_k" in mi or "tgt_k" in mi:
+        ignored.append("mine_indexes.config.src_k/tgt_k (stopes reads them only with "
+                       "margin_norm: last)")
+    if mi.get("knn_dist") is not None:
+        ignored.append("mine_indexes.config.knn_dist (stopes' mining reads k from "
+                       "calculate_distances.config.knn)")
+    thresholds = [v for v in (ms.get("mine_threshold"), ms.get("score_min"),
+                              mi.get("mine_threshold")) if v is not None]
+    if thresholds:
+        # stopes keeps a pair only past both filters (mine_indexes, then mine_sentences)
+        values["threshold"] = max(thresholds)
     return values
+
+
+def stopes_output(raw: dict[str, Any]) -> dict[str, Any]:
+    """The parts of stopes' output file names found in its blocks (see OutputConfig)."""
+    blocks = stopes_blocks(raw)
+    cd, mi = blocks.get("calculate_distances", {}), blocks.get("mine_indexes", {})
+    out = {"src_k": mi.get("src_k"), "tgt_k": mi.get("tgt_k"),
+           "num_probe": cd.get("num_probe"), "gpu_type": cd.get("gpu_type")}
+    return {k: (STOPES_DEFAULTS[k] if v is None else v) for k, v in out.items()}
+
+

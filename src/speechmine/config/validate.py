@@ -21,16 +21,20 @@ from .model import (
     IndexConfig,
     LauncherConfig,
     MineConfig,
+    OutputConfig,
     SegmentConfig,
     SideConfig,
 )
 from .stopes import (
     IGNORED_ENCODER,
     IGNORED_LAUNCHER,
+    LAUNCHER_ALIASES,
     StopesKeyError,
     lang_code_of,
-    mine_indexes_values,
     names_audio,
+    stopes_blocks,
+    stopes_mine_values,
+    stopes_output,
 )
 
 
@@ -278,6 +282,8 @@ def encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
             opt = "batch_size"
             if value is None:
                 continue
+        if key == "_name" and value and getattr(cls, "MODEL_FROM_STOPES_NAME", False):
+            opt = "model"  # stopes' HF encoder names its model with _name (e.g. LaBSE)
         if opt in accepted:
             options[opt] = value
         elif key in IGNORED_ENCODER:
@@ -316,12 +322,16 @@ def mine(raw: dict[str, Any], source: str, ignored: list[str]) -> MineConfig:
             raise err("mine.preset", f"unknown preset {preset!r}; choose {sorted(MINE_PRESETS)}",
                       source)
         values.update(MINE_PRESETS[preset])
-    try:
-        values.update(mine_indexes_values(raw, ignored))
-    except StopesKeyError as exc:
-        raise err(exc.key, str(exc), source) from None
     if "mine_threshold" in raw:
         values["threshold"] = raw["mine_threshold"]
+    try:
+        block = stopes_mine_values(raw, ignored)
+    except StopesKeyError as exc:
+        raise err(exc.key, str(exc), source) from None
+    if preset in (None, "stopes"):
+        values.update(block)  # stopes' blocks, read as stopes reads them
+    elif "threshold" in block:  # another tool's rule, at the threshold the blocks give
+        values["threshold"] = block["threshold"]
     values.update(m)
     fields = {f.name for f in dataclasses.fields(MineConfig)}
     for key in values:
@@ -338,7 +348,9 @@ def mine(raw: dict[str, Any], source: str, ignored: list[str]) -> MineConfig:
         threshold=as_num(values, "threshold", d.threshold, source, "mine_threshold/" + w, float),
         max_score=as_num(values, "max_score", None, source, w, float),
         dedup=as_bool(values, "dedup", d.dedup, source, w),
-        unify=as_bool(values, "unify", d.unify, source, w))
+        unify=as_bool(values, "unify", d.unify, source, w),
+        dedup_texts=as_bool(values, "dedup_texts", d.dedup_texts, source, w),
+        fp16_distances=as_bool(values, "fp16_distances", d.fp16_distances, source, w))
     for key, allowed in (("margin", MARGINS), ("candidate", CANDIDATES),
                          ("retrieval", RETRIEVALS), ("margin_norm", ("mean", "last"))):
         if getattr(out, key) not in allowed:
@@ -379,10 +391,7 @@ def index(raw: dict[str, Any], source: str, ignored: list[str]) -> IndexConfig:
     if raw.get("index_type"):
         ix.setdefault("type", raw["index_type"])
     # stopes searches in calculate_distances (num_probe); mine_indexes' copy only names files
-    cd = as_mapping((as_mapping(raw.get("calculate_distances"), "calculate_distances", source)
-                     ).get("config"), "calculate_distances.config", source)
-    ignored.extend(f"calculate_distances.config.{k} (GPU settings)" for k in cd
-                   if k != "num_probe")
+    cd = stopes_blocks(raw).get("calculate_distances", {})
     nprobe = cd.get("num_probe")
     if nprobe is not None:
         ix.setdefault("nprobe", nprobe)
@@ -403,9 +412,11 @@ def index(raw: dict[str, Any], source: str, ignored: list[str]) -> IndexConfig:
 
 def launcher(raw: dict[str, Any], source: str, ignored: list[str]) -> LauncherConfig:
     la = as_mapping(raw.get("launcher"), "launcher", source)
+    for key, ours in LAUNCHER_ALIASES.items():
+        if key in la:
+            la.setdefault(ours, la.pop(key))
     for key in list(la):
-        if key in IGNORED_LAUNCHER:
-            ignored.append(f"launcher.{key} ({IGNORED_LAUNCHER[key]})")
+        if key in IGNORED_LAUNCHER:  # reported by the loader, which never resolves them
             la.pop(key)
     check_keys(la, {f.name for f in dataclasses.fields(LauncherConfig)}, "launcher.", source)
     w = "launcher."
@@ -419,6 +430,26 @@ def launcher(raw: dict[str, Any], source: str, ignored: list[str]) -> LauncherCo
         raise err("launcher.cluster", f"must be local, slurm or debug, got {out.cluster!r}",
                   source)
     return out
+
+
+def output(raw: dict[str, Any], source: str) -> OutputConfig:
+    """The ``output`` block; stopes' layout by default for ``mine.preset: stopes`` and for a
+    config that carries stopes' mining blocks (a stopes preset writes what stopes writes)."""
+    block = as_mapping(raw.get("output"), "output", source)
+    check_keys(block, {"layout"}, "output.", source)
+    preset = (raw.get("mine") or {}).get("preset") if isinstance(raw.get("mine"), dict) \
+        else None
+    stopes = preset == "stopes" or (preset is None and bool(stopes_blocks(raw)))
+    layout = block.get("layout", "stopes" if stopes else "speechmine")
+    if layout not in ("speechmine", "stopes"):
+        raise err("output.layout", f"must be speechmine or stopes, got {layout!r}", source)
+    names = stopes_output(raw)
+    return OutputConfig(layout=layout, index_type=raw.get("index_type") or None,
+                        src_k=as_num(names, "src_k", 16, source, "mine_indexes.config.", int, 1),
+                        tgt_k=as_num(names, "tgt_k", 16, source, "mine_indexes.config.", int, 1),
+                        num_probe=as_num(names, "num_probe", 128, source,
+                                         "calculate_distances.config.", int, 1),
+                        gpu_type=str(names["gpu_type"] or ""))
 
 
 def cache(raw: dict[str, Any], source: str) -> CacheConfig:

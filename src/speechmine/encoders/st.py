@@ -144,6 +144,9 @@ class SentenceTransformerEncoder(Encoder):
     counted (sentence-transformers does not report it).
     """
 
+    #: stopes' HFTextEncoder names the model with ``_name`` (hf_encoder.yaml: ``_name: LaBSE``)
+    MODEL_FROM_STOPES_NAME = True
+
     name = "sentence_transformers"
     modality = "text"
     PACKAGES = ("sentence-transformers", "transformers", "tokenizers", "huggingface-hub",

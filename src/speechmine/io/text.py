@@ -31,10 +31,11 @@ log = logging.getLogger(__name__)
 
 
 def shard_sort_key(path: str) -> tuple[int, str]:
-    """Sort shards by their number (``x.003.gz`` before ``x.010.gz``), then by name."""
-    name = Path(path).name
-    m = re.search(r"\.(\d+)(?:\.[A-Za-z0-9]+)*$", name)
-    return (int(m.group(1)) if m else -1, path)
+    """Shard order, as stopes' ``extract_shard_id``: the first ``.NNN.`` (three digits
+    between dots) of the file name is the shard number (``x.003.gz`` before ``x.010.gz``,
+    ``fr.002._text.tsv`` is shard 2), 0 when there is none; then the path."""
+    m = re.search(r"\.([0-9]{3})\.", Path(path).name)
+    return (int(m.group(1)) if m else 0, path)
 
 
 def glob_sorted(pattern: str, lang: str) -> list[str]:

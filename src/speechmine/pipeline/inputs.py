@@ -50,10 +50,10 @@ def discover(side_cfg: SideConfig) -> tuple[list[str], list[str] | None, str | N
                          d.shard_type, where)
     metas = None
     if d.meta_glob:
-        metas = glob_sorted(d.meta_glob, side_cfg.name)
-        if not metas:
-            raise InputError(f"{where}.data.meta_glob: no file matches "
-                             f"{d.meta_glob.replace('{lang}', side_cfg.name)!r}")
+        metas = glob_sorted(d.meta_glob, side_cfg.name) or None
+        if metas is None:  # as stopes: no meta files, bimeta without meta columns
+            log.warning("%s.data.meta_glob: no file matches %r: bimeta holds no meta lines",
+                        where, d.meta_glob.replace("{lang}", side_cfg.name))
     nl = None
     if d.nl_file_template and d.data_shard_dir and side_cfg.segment is None:
         nl = str(Path(d.data_shard_dir) / d.nl_file_template.replace("{lang}", side_cfg.name))

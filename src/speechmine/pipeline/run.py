@@ -297,7 +297,10 @@ def run(cfg: RunConfig) -> RunResult:
         timings["mine"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        files = run_outputs(p.outputs, work, al, src, tgt)
+        from .knn import index_types
+
+        files = run_outputs(p.outputs, work, al, src, tgt,
+                            index_types(cfg, src, tgt, dim)["src"])
         counts = _counts(src, tgt, fwd.k, len(fwd.sims), len(bwd.sims), len(al))
         outputs = publish(out_dir, files, resolved_yaml(cfg), {
             "config_file": cfg.source_file, "keys": p.keys(),

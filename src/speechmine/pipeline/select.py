@@ -3,12 +3,13 @@ to global ids (line numbers), overlapping speech windows cleaned up. Output ``al
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
 import numpy as np
 
-from ..config import RunConfig
+from ..config import MineConfig, RunConfig
 from ..io.atomic import write_npz
 from ..select import mine_neighbours
 from ..types import Alignment, Neighbours
@@ -20,10 +21,25 @@ log = logging.getLogger(__name__)
 SELECT_VERSION = 1
 
 
+def select_rule(cfg: RunConfig) -> MineConfig:
+    """The rule the select stage applies: the config's, but in stopes' layout the upper end
+    of the window (``score_max``) is applied when writing, after stopes' align file."""
+    if cfg.output.layout == "stopes":
+        return dataclasses.replace(cfg.mine, max_score=None)
+    return cfg.mine
+
+
+def stopes_fp16(nb: Neighbours) -> Neighbours:
+    """Similarities as stopes has them after storing squared L2 distances in float16
+    (``save_dists_as_fp16``): ``cos' = 1 - fp16(2 - 2 cos) / 2``; empty slots stay -inf."""
+    d = (2.0 - 2.0 * nb.sims.astype(np.float64)).astype(np.float16)
+    return Neighbours((1.0 - d.astype(np.float64) / 2.0).astype(np.float32), nb.ids)
+
+
 def select_stage(cfg: RunConfig, src: Side, tgt: Side, knn: Stage) -> Stage:
     """The mined pairs: the mining rule and threshold window over the kNN output."""
     return Stage("select", SELECT_VERSION,
-                 config={"mine": cfg.mine,
+                 config={"mine": select_rule(cfg),
                          "overlap": [bool(s.cfg.segment and s.cfg.segment.overlap_windows)
                                      for s in (src, tgt)]},
                  upstream=[knn.key], packages=("numpy",))
@@ -33,8 +49,11 @@ def run_select(stage: Stage, work: Path, cfg: RunConfig, src: Side, tgt: Side,
                fwd: Neighbours, bwd: Neighbours) -> Alignment:
     """Load or compute the pairs inside the threshold window (global ids)."""
 
+    rule = select_rule(cfg)
+
     def compute(folder: Path) -> None:
-        al = mine_neighbours(fwd, bwd, cfg.mine)
+        f, b = (stopes_fp16(fwd), stopes_fp16(bwd)) if rule.fp16_distances else (fwd, bwd)
+        al = mine_neighbours(f, b, rule)
         al = Alignment(al.scores, src.inputs.kept[al.src], tgt.inputs.kept[al.tgt],
                        al.direction)
         for side, which in ((src, "src"), (tgt, "tgt")):
