@@ -24,7 +24,7 @@ from ..config import RunConfig, SideConfig
 from ..io.atomic import write_json
 from ..io.text import ShardScan, check_meta_counts, check_nl_counts, find_shards, glob_sorted
 from ..io.text import read_nl_file as _read_nl_file
-from ..types import InputError, Reject, SideInputs
+from ..types import Reject, SideInputs
 from .stage import Stage, kill_point, run_stage
 
 log = logging.getLogger(__name__)
