@@ -112,9 +112,32 @@ def _print_summary(result: Any, cfg: Any) -> None:
         click.echo(f"  {name:8} {path}")
 
 
+_CONFIG_DIR = click.option(
+    "-cd", "--config-dir", "config_dirs", multiple=True, metavar="DIR",
+    help="Another folder of config groups (embed_text/, preset/ ...), searched after the "
+         "config's own folder and before speechmine's bundled groups (as Hydra's -cd).")
+
+
+def resolve_config(config: str, config_dirs: tuple[str, ...]) -> str:
+    """CONFIG as given: a file, else a config name (``global_mining``) in the config dirs or
+    speechmine's bundled groups."""
+    from pathlib import Path
+
+    from .config.compose import BUNDLED
+
+    if Path(config).exists() or "/" in config or config.endswith((".yaml", ".yml")):
+        return config
+    for folder in (*map(Path, config_dirs), BUNDLED):
+        for suffix in (".yaml", ".yml"):
+            if (folder / f"{config}{suffix}").is_file():
+                return str(folder / f"{config}{suffix}")
+    return config
+
+
 @main.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config")
 @click.argument("overrides", nargs=-1)
+@_CONFIG_DIR
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default=None,
               help="Bad input lines/segments: stop with an error naming file and line "
                    "(fail) or skip them into rejects.tsv (skip). Default: text fails, "
@@ -122,19 +145,25 @@ def _print_summary(result: Any, cfg: Any) -> None:
 @click.option("--strict", is_flag=True,
               help="Same as --on-error fail: the first bad line or segment is fatal.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def mine(config: str, overrides: tuple[str, ...], on_error: str | None, strict: bool,
-         no_progress: bool) -> None:
-    """Run the mining pipeline described by CONFIG (a stopes-shaped YAML preset).
+def mine(config: str, overrides: tuple[str, ...], config_dirs: tuple[str, ...],
+         on_error: str | None, strict: bool, no_progress: bool) -> None:
+    """Run the mining pipeline described by CONFIG (a stopes-shaped YAML preset, or the name
+    of a config in --config-dir or speechmine's bundled groups, e.g. global_mining).
 
-    OVERRIDES are key=value pairs in OmegaConf dot syntax, applied over the file; they fill
-    the `???` values of a preset. Rerunning the same command resumes: finished stages and
-    shards are reused, so a run that crashed or was killed picks up where it stopped.
+    OVERRIDES use Hydra's command-line grammar, as stopes does: key=value (OmegaConf dot
+    syntax; they fill the `???` values of a preset), +key=value to add a key, ~key to remove
+    one, and group picks such as embed_text=sonar or +preset=demo, resolved against the
+    config's folder, then --config-dir, then speechmine's bundled groups. Rerunning the same
+    command resumes: finished stages and shards are reused, so a run that crashed or was
+    killed picks up where it stopped.
 
     \b
     Examples:
       speechmine mine preset.yaml demo_dir=/data output_dir=/tmp/out
       speechmine mine preset.yaml mine.preset=laser mine_threshold=1.1
       speechmine mine preset.yaml mine.k=16 mine.retrieval=union index_type=OPQ64,IVF1024,PQ64
+      speechmine mine stopes/conf/global_mining.yaml +preset=demo demo_dir=/data \\
+          src_lang=fr tgt_lang=en output_dir=/tmp/out embed_text=sonar
       speechmine mine preset.yaml --on-error skip
 
     Outputs (in output_dir): <src>-<tgt>.TH-<threshold>.bitext.tsv.gz (score, src, tgt),
@@ -152,7 +181,7 @@ def mine(config: str, overrides: tuple[str, ...], on_error: str | None, strict: 
         ov.append(f"on_error={on_error}")
     if no_progress or _quiet():
         ov.append("progress=false")
-    cfg = load_config(config, ov)
+    cfg = load_config(resolve_config(config, config_dirs), ov, config_dirs=list(config_dirs))
     t = time.perf_counter()
     result = run(cfg)
     _print_summary(result, cfg)
@@ -272,19 +301,22 @@ def config_example() -> None:
 
 
 @config.command("show")
-@click.argument("config_file", type=click.Path(dir_okay=False))
+@click.argument("config_file")
 @click.argument("overrides", nargs=-1)
-def config_show(config_file: str, overrides: tuple[str, ...]) -> None:
+@_CONFIG_DIR
+def config_show(config_file: str, overrides: tuple[str, ...],
+                config_dirs: tuple[str, ...]) -> None:
     """Validate CONFIG_FILE and print it fully resolved, with the ignored stopes keys."""
     import dataclasses
     import json
 
     from .config import load_config, resolved_yaml
 
-    cfg = load_config(config_file, list(overrides))
+    cfg = load_config(resolve_config(config_file, config_dirs), list(overrides),
+                      config_dirs=list(config_dirs))
     click.echo(resolved_yaml(cfg), nl=False)
     click.echo("# speechmine reads it as:")
-    for name in ("src", "tgt", "mine", "index", "launcher"):
+    for name in ("src", "tgt", "mine", "index", "output", "launcher"):
         click.echo(f"#   {name}: {json.dumps(dataclasses.asdict(getattr(cfg, name)), default=str)}")
     for item in cfg.ignored:
         click.echo(f"# ignored: {item}")

@@ -437,15 +437,16 @@ def test_meta_files_pair_with_shards_by_shard_number(tmp_path: Path) -> None:
     en, fr = sentences(9)
     d = tmp_path / "data"
     d.mkdir()
-    for i, shard in enumerate(("1", "2", "10")):
-        write_lines(d / f"en.{shard}.txt", en[3 * i: 3 * i + 3])
-        write_lines(d / f"en.{shard}.meta", [f"en-meta-{shard}-{j}" for j in range(3)])
-        write_lines(d / f"fr.{shard}.txt", fr[3 * i: 3 * i + 3])
-        write_lines(d / f"fr.{shard}.meta", [f"fr-meta-{shard}-{j}" for j in range(3)])
-    cfg = make_config(tmp_path, d, glob="{lang}.*.txt", meta=False,
-                      extra={"data": {"meta_glob": "${.data_shard_dir}/{lang}.*.meta"}})
+    # stopes' shard number is the first .NNN. of the name; the prefixes sort the other way
+    for i, (prefix, shard) in enumerate((("c", "001"), ("b", "002"), ("a", "010"))):
+        write_lines(d / f"{prefix}.en.{shard}.txt", en[3 * i: 3 * i + 3])
+        write_lines(d / f"{prefix}.en.{shard}.meta", [f"en-meta-{shard}-{j}" for j in range(3)])
+        write_lines(d / f"{prefix}.fr.{shard}.txt", fr[3 * i: 3 * i + 3])
+        write_lines(d / f"{prefix}.fr.{shard}.meta", [f"fr-meta-{shard}-{j}" for j in range(3)])
+    cfg = make_config(tmp_path, d, glob="*.{lang}.*.txt", meta=False,
+                      extra={"data": {"meta_glob": "${.data_shard_dir}/*.{lang}.*.meta"}})
     res = run(cfg)
-    shards = ["1", "2", "10"]
+    shards = ["001", "002", "010"]
     rows = read_gz_rows(res.outputs["bimeta"])
     assert len(rows) == 9
     for (_, sm, tm, _), s in zip(rows, res.alignment.src.tolist()):

@@ -24,7 +24,7 @@ from . import validate
 from .interp import ExpansionError, check_expansion, env_dependent
 from .model import RunConfig
 from .stopes import IGNORED_LAUNCHER, IGNORED_TOP, STOPES_READ
-from .validate import ConfigError, Source, as_bool, as_str, err, suggest
+from .validate import ConfigError, Source, as_bool, as_str, err
 
 TOP_KEYS = {"src_lang", "tgt_lang", "output_dir", "embedding_dimensions", "mine_threshold",
             "index_type", "existing_embedding_glob", "existing_index_path", "data",
@@ -185,8 +185,15 @@ def _resolve_keys(node: DictConfig, keys: Any, source: str, need_out: list[str]
             value = OmegaConf.to_container(value, resolve=True, throw_on_missing=True) \
                 if isinstance(value, (DictConfig, ListConfig)) else value
         except (MissingMandatoryValue, InterpolationToMissingValueError) as exc:
+            # a ??? inside what is read: its full key; an interpolation to a ???: the key
+            # it leads to (the one to give on the command line)
             found = re.findall(r"Missing mandatory value: ?([\w.]+)", str(exc))
-            root = key if OmegaConf.is_missing(parent, leaf) else (found[-1] if found else key)
+            if OmegaConf.is_missing(parent, leaf):
+                root = key
+            elif isinstance(exc, InterpolationToMissingValueError):
+                root = found[-1] if found else key
+            else:
+                root = str(getattr(exc, "full_key", None) or (found[-1] if found else key))
             gap = True
             if root not in need_out:
                 need_out.append(root)
@@ -241,6 +248,17 @@ def _stopes_block_keys(node: DictConfig, ignored: list[str]) -> list[str]:
     return read
 
 
+def _is_missing(node: DictConfig, key: str) -> bool:
+    """Is ``key`` (dotted) a ``???`` of ``node`` itself?"""
+    parent_key, _, leaf = key.rpartition(".")
+    try:
+        parent = OmegaConf.select(node, parent_key) if parent_key else node
+    except OmegaConfBaseException:
+        return False
+    return isinstance(parent, DictConfig) and leaf in parent.keys() and \
+        OmegaConf.is_missing(parent, leaf)
+
+
 def _added(source: str, key: str) -> bool:
     """Was ``key`` added with ``+key=value`` on the command line (Hydra: a new key)?"""
     given = source.overrides.get(key, "") if isinstance(source, Source) else ""
@@ -289,7 +307,7 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
         elif _added(source, key):
             ignored.append(f"{key} (added on the command line; read by nothing)")
         elif key not in variables:
-            raise err(key, "unknown key" + suggest(key, TOP_KEYS | set(IGNORED_TOP)), source)
+            validate.unknown(key, TOP_KEYS | set(IGNORED_TOP), source)
         else:  # a user variable: recorded in the resolved config when it resolves
             try:
                 value, gap = _resolve_keys(shared, [key], source, [])
@@ -319,7 +337,13 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
         side_node = OmegaConf.merge(shared, entry)
         if not isinstance(side_node, DictConfig):  # cannot happen: both are mappings
             raise err(f"lang_configs.{name}", "the merged settings are not a mapping", source)
-        merged, side_missing = _resolve_keys(side_node, SIDE_READ, source, need)
+        side_need: list[str] = []
+        merged, side_missing = _resolve_keys(side_node, SIDE_READ, source, side_need)
+        for key in side_need:  # a ??? of the language's own entry: name it there
+            in_entry = _is_missing(entry, key)
+            full = f"lang_configs.{name}.{key}" if in_entry else key
+            if full not in need:
+                need.append(full)
         if side_missing:
             continue  # reported below, with every other missing value
         for block in ("embed_text", "embed_speech"):
@@ -327,8 +351,8 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
             if isinstance(module, DictConfig):
                 for k in map(str, module.keys()):
                     if k not in EMBED_MODULE_KEYS | {"encoder"}:
-                        raise err(f"lang_configs.{name}.{block}.{k}", "unknown key" + suggest(
-                            k, EMBED_MODULE_KEYS | {"encoder"}), source)
+                        validate.unknown(f"lang_configs.{name}.{block}.{k}",
+                                         EMBED_MODULE_KEYS | {"encoder"}, source)
                 ignored.extend(f"{block}.{k} (stopes module setting: speechmine reads "
                                f"{block}.encoder)" for k in map(str, module.keys())
                                if k in EMBED_MODULE_KEYS - {"preprocess"})
@@ -344,6 +368,8 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     launcher = validate.launcher(raw, source, ignored)
     cache = validate.cache(raw, source)
     output = validate.output(raw, source)
+    if isinstance(source, Source):
+        source.report_unknown()
     on_error = raw.get("on_error")
     if on_error not in ("fail", "skip", None):
         raise err("on_error", f"must be 'fail' or 'skip', got {on_error!r}", source)

@@ -57,11 +57,28 @@ class Source(str):
     so that an error about such a key blames the command line, not the file."""
 
     overrides: dict[str, str]
+    #: unknown keys found so far ("key (did you mean …)"), all reported at once
+    unknown: list[tuple[str, str]]
 
     def __new__(cls, name: str) -> Source:
         obj = super().__new__(cls, name)
         obj.overrides = {}
+        obj.unknown = []
         return obj
+
+    def report_unknown(self) -> None:
+        """Raise one :class:`ConfigError` listing every unknown key (if any)."""
+        if not self.unknown:
+            return
+        if len(self.unknown) == 1:
+            where, text = self.unknown[0]
+            raise ConfigError(f"{self.blame(where)}: {where}: unknown key{text[len(where):]}")
+        by_who: dict[str, list[str]] = {}
+        for where, text in self.unknown:
+            by_who.setdefault(self.blame(where), []).append(text)
+        parts = [f"{who}: unknown key{'s' if len(keys) > 1 else ''}: {', '.join(keys)}"
+                 for who, keys in by_who.items()]
+        raise ConfigError("; ".join(parts))
 
     def blame(self, where: str) -> str:
         """Who set ``where`` (a dotted key, as in error messages)."""
@@ -83,10 +100,24 @@ def suggest(key: str, options: list[str] | set[str]) -> str:
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
-def check_keys(block: dict[str, Any], allowed: set[str], where: str, source: str) -> None:
+def unknown(key: str, allowed: set[str] | list[str], source: str) -> None:
+    """An unknown key (full dotted path): collected to be reported with every other one
+    (see :meth:`Source.report_unknown`), or at once when there is no collector."""
+    leaf = key.rsplit(".", 1)[-1]
+    text = key + suggest(leaf, set(allowed))
+    if isinstance(source, Source):
+        source.unknown.append((key, text))
+        return
+    raise ConfigError(f"{source}: {key}: unknown key{suggest(leaf, set(allowed))}")
+
+
+def check_keys(block: dict[str, Any], allowed: set[str], where: str, source: str
+               ) -> dict[str, Any]:
+    """``block`` without its unknown keys (each one recorded, see :func:`unknown`)."""
     for key in block:
         if key not in allowed:
-            raise err(where + key, "unknown key" + suggest(key, allowed), source)
+            unknown(where + key, allowed, source)
+    return {k: v for k, v in block.items() if k in allowed}
 
 
 def as_str(d: dict[str, Any], key: str, source: str, where: str = "",
@@ -140,7 +171,7 @@ def side(name: str, merged: dict[str, Any], entry_keys: list[str], source: str,
     where = f"lang_configs.{name}."
     for key in entry_keys:
         if key not in SIDE_KEYS and key not in IGNORED_TOP:
-            raise err(where + key, "unknown key" + suggest(key, SIDE_KEYS), source)
+            unknown(where + key, SIDE_KEYS, source)
         if key in ("encoder_model", "spm_model", "spm_vocab"):
             ignored.append(f"{where}{key} (LASER per-language setting; give encoder options "
                            "under embed_text.encoder)")
@@ -149,7 +180,7 @@ def side(name: str, merged: dict[str, Any], entry_keys: list[str], source: str,
         raise err(where + "data", "missing: give a data block (top level or per language)",
                   source)
     fields = {f.name for f in dataclasses.fields(DataConfig)}
-    check_keys(data_raw, fields, where + "data.", source)
+    data_raw = check_keys(data_raw, fields, where + "data.", source)
     for key, value in data_raw.items():
         _check_data_type(key, value, where + "data.", source)
     data = DataConfig(**{k: v for k, v in data_raw.items() if v is not None or k in (
@@ -226,7 +257,7 @@ def segment(block: Any, where: str, source: str, ignored: list[str]) -> SegmentC
             ignored.append(f"{where}segment_audio.{key} (speechmine segments with Silero VAD)")
     fields = {f.name: f for f in dataclasses.fields(SegmentConfig)}
     w = where + "segment_audio."
-    check_keys(block, set(fields), w, source)
+    block = check_keys(block, set(fields), w, source)
     values: dict[str, Any] = {}
     for key in block:
         default = fields[key].default
@@ -290,8 +321,7 @@ def encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
             if value is not None:
                 ignored.append(f"{ewhere}{key} (not used by {cls.name})")
         else:
-            raise err(ewhere + key, f"unknown option for encoder {cls.name!r}; it accepts "
-                      + ", ".join(sorted(accepted)), source)
+            unknown(ewhere + key, accepted, source)
     if cls.modality != ("speech" if shard_type == "speech" else "text"):
         raise err(ewhere + "_target_", f"encoder {cls.name!r} embeds {cls.modality} but "
                   f"data.shard_type is {shard_type!r}", source)
@@ -334,9 +364,9 @@ def mine(raw: dict[str, Any], source: str, ignored: list[str]) -> MineConfig:
         values["threshold"] = block["threshold"]
     values.update(m)
     fields = {f.name for f in dataclasses.fields(MineConfig)}
-    for key in values:
-        if key not in fields:
-            raise err("mine." + key, "unknown key" + suggest(key, fields | {"preset"}), source)
+    for key in [k for k in values if k not in fields]:
+        unknown("mine." + key, fields | {"preset"}, source)
+        values.pop(key)
     w = "mine."
     d = MineConfig()
     out = MineConfig(
@@ -395,7 +425,7 @@ def index(raw: dict[str, Any], source: str, ignored: list[str]) -> IndexConfig:
     nprobe = cd.get("num_probe")
     if nprobe is not None:
         ix.setdefault("nprobe", nprobe)
-    check_keys(ix, {f.name for f in dataclasses.fields(IndexConfig)}, "index.", source)
+    ix = check_keys(ix, {f.name for f in dataclasses.fields(IndexConfig)}, "index.", source)
     w = "index."
     d = IndexConfig()
     out = IndexConfig(type=as_str(ix, "type", source, w, default=d.type),
@@ -418,7 +448,8 @@ def launcher(raw: dict[str, Any], source: str, ignored: list[str]) -> LauncherCo
     for key in list(la):
         if key in IGNORED_LAUNCHER:  # reported by the loader, which never resolves them
             la.pop(key)
-    check_keys(la, {f.name for f in dataclasses.fields(LauncherConfig)}, "launcher.", source)
+    la = check_keys(la, {f.name for f in dataclasses.fields(LauncherConfig)}, "launcher.",
+                    source)
     w = "launcher."
     d = LauncherConfig()
     out = LauncherConfig(
@@ -436,7 +467,7 @@ def output(raw: dict[str, Any], source: str) -> OutputConfig:
     """The ``output`` block; stopes' layout by default for ``mine.preset: stopes`` and for a
     config that carries stopes' mining blocks (a stopes preset writes what stopes writes)."""
     block = as_mapping(raw.get("output"), "output", source)
-    check_keys(block, {"layout"}, "output.", source)
+    block = check_keys(block, {"layout"}, "output.", source)
     preset = (raw.get("mine") or {}).get("preset") if isinstance(raw.get("mine"), dict) \
         else None
     stopes = preset == "stopes" or (preset is None and bool(stopes_blocks(raw)))
@@ -454,7 +485,7 @@ def output(raw: dict[str, Any], source: str) -> OutputConfig:
 
 def cache(raw: dict[str, Any], source: str) -> CacheConfig:
     block = as_mapping(raw.get("cache"), "cache", source)
-    check_keys(block, {"verify"}, "cache.", source)
+    block = check_keys(block, {"verify"}, "cache.", source)
     verify = block.get("verify", "content")
     if verify not in ("content", "stat"):
         raise err("cache.verify", f"must be content or stat, got {verify!r}", source)

@@ -103,6 +103,13 @@ def resolve(name: str) -> type[Encoder]:
             raise EncoderError(f"entry point {key!r} does not name an Encoder subclass")
         _registered[key] = cls
         return cls
+    if name.startswith("stopes."):
+        mapped = ", ".join(f"{target.rsplit('.', 1)[-1]} → {key}"
+                           for target, key in sorted(STOPES_ALIASES.items()))
+        raise EncoderError(
+            f"{name} is a stopes encoder speechmine does not implement; of stopes' encoders "
+            f"it runs {mapped}; its own: {', '.join(n for n in known_names() if '.' not in n)}"
+            " (or register yours via the 'speechmine.encoders' entry-point group)")
     raise EncoderError(
         f"unknown encoder {name!r}; known: {', '.join(known_names())} "
         "(third-party encoders register via the 'speechmine.encoders' entry-point group)"
