@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -230,23 +230,13 @@ def test_rerun_after_kill_during_speech_embedding_redoes_only_unfinished(tmp_pat
     sides = {"enA": speech_side(str(tmp_path / "a.*.tsv")),
              "frA": speech_side(str(tmp_path / "b.tsv"))}
     p = preset(tmp_path, sides, "enA", "frA")
-    # a child that embeds slowly (sleep in every batch), killed after the first shard
-    script = (
-        "import sys, time\n"
-        "from speechmine.encoders.sonar.speech_encoder import SonarSpeechEncoder as E\n"
-        "orig = E.encode_batch\n"
-        "E.encode_batch = lambda self, items: (time.sleep(1.0), orig(self, items))[1]\n"
-        "from speechmine.config import load_config\nfrom speechmine.pipeline import run\n"
-        f"run(load_config({str(p)!r}))\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
-    emb = tmp_path / "out" / "work" / "embed"
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(emb.glob("*/DONE.json"))) < 1 and proc.poll() is None:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
-    done = len(list(emb.glob("*/DONE.json")))
-    assert 1 <= done < 4, proc.stderr.read().decode()[-2000:]
+    # a child killed while writing the second shard's embeddings (one shard is done)
+    proc = subprocess.run([sys.executable, "-m", "speechmine.cli", "-q", "mine", str(p)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SPEECHMINE_KILL_AT": "embed:2"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    done = len(list((tmp_path / "out" / "work" / "embed").glob("*/DONE.json")))
+    assert done == 1
     resumed = run(load_config(p))
     redone = resumed.counts["src"]["shards_embedded_this_run"] + \
         resumed.counts["tgt"]["shards_embedded_this_run"]
