@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..types import AudioSegment, InputError, samples_to_seconds
-from .text import ShardScan, iter_raw_lines
+from .text import ShardScan, iter_decoded_lines, iter_raw_lines
 
 if TYPE_CHECKING:
     from .manifest import Units
@@ -40,15 +40,9 @@ def scan_manifest(shard: str, units: Units, on_error: str) -> ShardScan:
     rejects: list[tuple[int, str]] = []
     blank = n = 0
     base = _base_dir(shard)
-    for n, raw in enumerate(iter_raw_lines(shard), start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            reason = f"invalid UTF-8 at byte {exc.start}"
-            if on_error != "skip":
-                raise InputError(f"{shard}:{n}: {reason} (speech rejects such lines into "
-                                 "rejects.tsv unless --strict)") from None
-            rejects.append((n, reason))
+    hint = "speech rejects such lines into rejects.tsv unless --strict"
+    for n, line in iter_decoded_lines(shard, on_error, rejects, hint):
+        if line is None:
             continue
         if not line.strip():
             blank += 1

@@ -214,6 +214,22 @@ class ShardScan:
     hashes: np.ndarray | None = None
 
 
+def iter_decoded_lines(shard: str, on_error: str, rejects: list[tuple[int, str]], hint: str
+                       ) -> Iterator[tuple[int, str | None]]:
+    """``(1-based line number, text)`` of every line of a shard; a line that is not UTF-8
+    yields ``None``, recorded in ``rejects`` when ``on_error == "skip"``, else an
+    :class:`InputError` naming file and line (``hint`` says how to go on instead)."""
+    for n, raw in enumerate(iter_raw_lines(shard), start=1):
+        try:
+            yield n, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            reason = f"invalid UTF-8 at byte {exc.start}"
+            if on_error != "skip":
+                raise InputError(f"{shard}:{n}: {reason} ({hint})") from None
+            rejects.append((n, reason))
+            yield n, None
+
+
 def scan_text_shard(shard: str, on_error: str, hashes: bool = False) -> ShardScan:
     """One pass over a text shard: count lines, find blank and invalid ones.
 
@@ -224,15 +240,9 @@ def scan_text_shard(shard: str, on_error: str, hashes: bool = False) -> ShardSca
     digests: list[bytes] = []
     rejects: list[tuple[int, str]] = []
     blank = n = 0
-    for n, raw in enumerate(iter_raw_lines(shard), start=1):
-        try:
-            decoded = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            reason = f"invalid UTF-8 at byte {exc.start}"
-            if on_error != "skip":
-                raise InputError(f"{shard}:{n}: {reason} (use --on-error skip to put such "
-                                 "lines in rejects.tsv and go on)") from None
-            rejects.append((n, reason))
+    hint = "use --on-error skip to put such lines in rejects.tsv and go on"
+    for n, decoded in iter_decoded_lines(shard, on_error, rejects, hint):
+        if decoded is None:
             continue
         text = decoded.strip()
         if not text:
