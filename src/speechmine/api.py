@@ -16,7 +16,7 @@ from . import encoders
 from .config import MineConfig
 from .config import validate as config_validate
 from .io.embeddings import l2_normalize
-from .knn import exact_knn_both
+from .knn import exact_knn_both, exact_knn_l2
 from .select import mine_neighbours
 from .types import DIRECTION_NAMES, Alignment
 
@@ -105,6 +105,8 @@ def _kept(items: Sequence[Any], name: str, enc: encoders.Encoder) -> np.ndarray:
 
 
 def mine_embeddings(x: np.ndarray, y: np.ndarray, cfg: MineConfig) -> Alignment:
-    """Mine (n, d) against (m, d) L2-normalised float32 embeddings with ``cfg``."""
-    fwd, bwd = exact_knn_both(x, y, cfg.k, cfg.k)
+    """Mine (n, d) against (m, d) L2-normalised float32 embeddings with ``cfg`` (exact
+    search; FAISS L2 distances when ``cfg.fp16_distances`` asks for stopes' arithmetic)."""
+    search = exact_knn_l2 if cfg.fp16_distances else exact_knn_both
+    fwd, bwd = search(x, y, cfg.k, cfg.k)
     return mine_neighbours(fwd, bwd, cfg)

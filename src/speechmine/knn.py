@@ -105,3 +105,42 @@ def index_knn(
             progress.update(len(q))
     sims[ids < 0] = -np.inf  # FAISS marks empty slots with id -1 and a huge negative value
     return Neighbours(sims, ids)
+
+
+def exact_knn_l2(x: np.ndarray, y: np.ndarray, k_fwd: int, k_bwd: int,
+                 batch: int = 16384, progress: Any = None) -> tuple[Neighbours, Neighbours]:
+    """Exact kNN both ways with FAISS ``IndexFlatL2``, stopes' search (its ``Flat`` indexes).
+
+    Twice the matrix products of :func:`exact_knn_both`, but the squared distances are the
+    float32 values FAISS computes (``‖x‖² + ‖y‖² - 2 x·y`` in its BLAS path), which stopes
+    then rounds to float16: rounding ``2 - 2 cos`` instead would land on the neighbouring
+    float16 value for a few distances. Used when ``mine.fp16_distances`` asks for stopes'
+    arithmetic.
+
+    Args:
+        x: (n, d) float32, L2-normalised; y: (m, d) float32, L2-normalised.
+        k_fwd, k_bwd: neighbours per x row among y, per y row among x (clamped).
+        batch: queries per ``search`` call (a multiple of FAISS' own 4096-query block, so
+            the values do not depend on it).
+        progress: optional tqdm-like object, ``update(rows)`` per batch.
+
+    Returns:
+        (forward, backward) :class:`Neighbours`: ``sims = 1 - d / 2`` (cosines of unit
+        vectors) and ``l2 = d``, both (rows, k) float32 sorted nearest first.
+    """
+
+    def search(base: np.ndarray, queries: np.ndarray, k: int) -> Neighbours:
+        index = faiss.IndexFlatL2(base.shape[1])
+        index.add(np.ascontiguousarray(base, dtype=np.float32))
+        k = clamp_k(k, index.ntotal, "collection")
+        d = np.empty((len(queries), k), dtype=np.float32)
+        ids = np.empty((len(queries), k), dtype=np.int64)
+        for i0 in range(0, len(queries), batch):
+            q = np.ascontiguousarray(queries[i0 : i0 + batch], dtype=np.float32)
+            d[i0 : i0 + len(q)], ids[i0 : i0 + len(q)] = index.search(q, k)
+            if progress is not None:
+                progress.update(len(q))
+        sims = (np.float32(1.0) - d / np.float32(2.0)).astype(np.float32)
+        return Neighbours(sims, ids, d)
+
+    return search(y, x, k_fwd), search(x, y, k_bwd)

@@ -87,14 +87,48 @@ def _kth_valid(nb: Neighbours, k: int | None) -> np.ndarray:
     return nb.sims[np.arange(len(last)), last].astype(np.float32)
 
 
+def stopes_fp16(nb: Neighbours) -> Neighbours:
+    """Similarities as stopes has them after storing squared L2 distances as float16
+    (``save_dists_as_fp16``): ``cos' = 1 - fp16(d) / 2``, with ``d`` FAISS' float32 L2
+    distances when the search gave them (``nb.l2``), else ``2 - 2 cos``. stopes scores
+    ``2 - d``, twice this: ratios are the same to the bit (scaling by 2 is exact, and so are
+    ``2 - d`` and ``1 - d / 2`` for a float16 ``d``). Empty slots stay -inf."""
+    d = nb.l2 if nb.l2 is not None else (2.0 - 2.0 * nb.sims.astype(np.float64))
+    d16 = np.asarray(d, dtype=np.float32).astype(np.float16).astype(np.float32)
+    sims = (np.float32(1.0) - d16 / np.float32(2.0)).astype(np.float32)
+    sims[nb.ids < 0] = -np.inf
+    return Neighbours(sims, nb.ids, nb.l2)
+
+
 def score_candidates(fwd: Neighbours, bwd: Neighbours, mine: Any) -> tuple[np.ndarray, ...]:
-    """Margin-score both directions; returns (fwd_score, fwd_tgt, bwd_score, bwd_src)."""
+    """Margin-score both directions; returns (fwd_score, fwd_tgt, bwd_score, bwd_src).
+
+    With ``mine.fp16_distances`` the arithmetic is stopes': similarities from float16
+    distances (:func:`stopes_fp16`), neighbourhood means in float32 over the k columns, and
+    the nearest candidate the first column, in the order the search returned (rounding makes
+    ties that FAISS' float32 order resolves).
+    """
+    stopes = bool(getattr(mine, "fp16_distances", False))
+    if stopes:
+        fwd, bwd = stopes_fp16(fwd), stopes_fp16(bwd)
     if mine.margin_norm == "last":
         mean_x, mean_y = _kth_valid(fwd, mine.k_mean), _kth_valid(bwd, mine.k_mean)
+    elif stopes and mine.k_mean is None:
+        mean_x, mean_y = _float32_mean(fwd), _float32_mean(bwd)
     else:
         mean_x, mean_y = neighbourhood_mean(fwd, mine.k_mean), neighbourhood_mean(bwd, mine.k_mean)
     fs = margin_scores(fwd, mean_x, mean_y, mine.margin)
     bs = margin_scores(bwd, mean_y, mean_x, mine.margin)
+    if stopes and mine.candidate == "nearest":
+        return (fs[:, 0], fwd.ids[:, 0], bs[:, 0], bwd.ids[:, 0])
     f_score, f_tgt = pick_candidates(fwd, fs, mine.candidate)
     b_score, b_src = pick_candidates(bwd, bs, mine.candidate)
     return f_score, f_tgt, b_score, b_src
+
+
+def _float32_mean(nb: Neighbours) -> np.ndarray:
+    """Mean of each row in float32, as numpy averages stopes' float32 distance rows (empty
+    slots left out, as elsewhere here)."""
+    if (nb.ids >= 0).all():
+        return nb.sims.mean(axis=1, dtype=np.float32)
+    return neighbourhood_mean(nb)

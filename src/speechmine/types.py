@@ -114,10 +114,13 @@ class Neighbours:
 
     sims: (n, k) float32, cosine similarities, each row sorted in decreasing order.
     ids:  (n, k) int64, ids of the neighbours in the searched collection (-1: empty slot).
+    l2: (n, k) float32 squared L2 distances as FAISS' ``IndexFlatL2`` returned them, when
+    the search was made that way (stopes' float16 distances round exactly those), else None.
     """
 
     sims: np.ndarray
     ids: np.ndarray
+    l2: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.sims.shape != self.ids.shape or self.sims.ndim != 2:

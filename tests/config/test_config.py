@@ -180,7 +180,8 @@ def test_stopes_demo_preset_loads(tmp_path: Path) -> None:
     assert cfg.launcher.cluster == "local" and cfg.launcher.partition is None
     # GPU and stopes-only settings are accepted and reported, not silently dropped
     ignored = " ".join(cfg.ignored)
-    for key in ("calculate_distances", "mine_indexes.config.gpu_type", "launcher.cache",
+    assert (cfg.output.num_probe, cfg.output.gpu_type) == (128, "fp16-shard")  # align name
+    for key in ("calculate_distances.config.gpu_memory_gb", "launcher.cache",
                 "model_dir", "vocab_dir", "train_index", "populate_index", "default_spm"):
         assert key in ignored, key
 

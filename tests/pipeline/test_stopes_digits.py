@@ -129,7 +129,7 @@ def test_global_mining_pipeline(tmp_path: Path, use_meta: bool, fp16: bool,
         assert all(text2number(line[1]) == int(m[1]) and text2number(line[2]) == int(m[2])
                    for line, m in zip(matched, matched_meta))
     # stopes' layout: its mine_indexes file beside, its columns and number printing
-    align = output_dir / "mine.V32m" / "fr-en.IVF8,Flat.k16-16.mean.np128..align.npz"
+    align = output_dir / "mine.V32m" / "fr-en.IVF8,Flat.k16-16.mean.np128.fp16-shard.align.npz"
     with np.load(align) as z:
         assert set(z.files) == {"scores", "src_idx", "trg_idx", "bwd_pos"}
         assert z["src_idx"].dtype == np.uint32 and len(z["scores"]) >= N

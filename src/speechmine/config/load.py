@@ -141,7 +141,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
                 _delete(cfg, ov)
                 continue
             parsed = _parse_override(ov)
-            source.overrides[ov.split("=", 1)[0].strip().lstrip("+")] = ov
+            key, _, value = ov.partition("=")
+            source.overrides[key.strip().lstrip("+")] = ov
+            if value.strip() == "???":  # a merge never overwrites with ???: set it
+                assert isinstance(cfg, DictConfig)
+                OmegaConf.update(cfg, key.strip().lstrip("+"), "???", force_add=True)
+                continue
             cfg = OmegaConf.merge(cfg, parsed)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{source}: {str(exc).splitlines()[0]}") from None

@@ -42,9 +42,10 @@ IGNORED_ENCODER = {"spm_model", "spm_vocab", "num_processes", "gpu", "fp16", "pr
 #: the rest of those blocks (file lists set by stopes' pipeline, GPU settings …) is accepted
 #: and reported as ignored, never resolved (so their ``???`` are never asked for)
 STOPES_READ = {
-    "calculate_distances": ("knn", "num_probe", "gpu_type", "save_dists_as_fp16"),
+    "calculate_distances": ("knn", "num_probe", "save_dists_as_fp16"),
     "mine_indexes": ("knn_dist", "src_k", "tgt_k", "k_extract", "margin_type", "margin",
-                     "mine_type", "sort_neighbors", "margin_norm", "mine_threshold"),
+                     "mine_type", "sort_neighbors", "margin_norm", "mine_threshold",
+                     "num_probe", "gpu_type"),
     "mine_sentences": ("mine_threshold", "score_max", "score_min", "dedup_bitexts"),
 }
 #: stopes' mine_type → speechmine retrieval
@@ -157,11 +158,14 @@ def stopes_mine_values(raw: dict[str, Any], ignored: list[str]) -> dict[str, Any
 
 
 def stopes_output(raw: dict[str, Any]) -> dict[str, Any]:
-    """The parts of stopes' output file names found in its blocks (see OutputConfig)."""
-    blocks = stopes_blocks(raw)
-    cd, mi = blocks.get("calculate_distances", {}), blocks.get("mine_indexes", {})
-    out = {"src_k": mi.get("src_k"), "tgt_k": mi.get("tgt_k"),
-           "num_probe": cd.get("num_probe"), "gpu_type": cd.get("gpu_type")}
+    """The parts of stopes' output file names found in its blocks (see OutputConfig).
+
+    All from ``mine_indexes``, which names the align file from its own block: its
+    ``num_probe`` and ``gpu_type`` are not calculate_distances' (a CPU run sets
+    ``calculate_distances.config.gpu_type: ""`` and still gets ``.fp16-shard.align.npz``).
+    """
+    mi = stopes_blocks(raw).get("mine_indexes", {})
+    out = {k: mi.get(k) for k in ("src_k", "tgt_k", "num_probe", "gpu_type")}
     return {k: (STOPES_DEFAULTS[k] if v is None else v) for k, v in out.items()}
 
 

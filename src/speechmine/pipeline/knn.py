@@ -4,7 +4,9 @@ Both sides at most ``index.exact_max_size`` rows: each tile of X·Yᵀ is comput
 feeds both directions' heaps. Otherwise each side is searched through its index (trained by
 :mod:`.index`, or the user's ``existing_index_path``; a small side as a flat index), queries
 streaming shard by shard from the memory-mapped embeddings. Output: ``fwd.npz`` and
-``bwd.npz`` (``sims`` (n, k) float32, ``ids`` (n, k) int64 compact row ids).
+``bwd.npz`` (``sims`` (n, k) float32, ``ids`` (n, k) int64 compact row ids; with
+``mine.fp16_distances`` and exact search also ``l2``, FAISS' squared L2 distances, which
+stopes' float16 rounding needs).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ..config import RunConfig
 from ..index import choose_index_type, set_nprobe
 from ..io.atomic import write_npz
 from ..io.embeddings import load_embeddings
-from ..knn import exact_knn_both, index_knn
+from ..knn import exact_knn_both, exact_knn_l2, index_knn
 from ..types import InputError, Neighbours
 from .index import run_index
 from .side import Side
@@ -35,7 +37,7 @@ def knn_stage(cfg: RunConfig, src: Side, tgt: Side) -> Stage:
     embeddings and would-be indexes, a user's index files)."""
     existing = [p for p in (src.cfg.existing_index_path, tgt.cfg.existing_index_path) if p]
     return Stage("knn", KNN_VERSION,
-                 config={"k": cfg.mine.k, "index": cfg.index,
+                 config={"k": cfg.mine.k, "index": cfg.index, "metric": _metric(cfg),
                          "index_type": [src.cfg.index_type, tgt.cfg.index_type],
                          "existing_index": [bool(src.cfg.existing_index_path),
                                             bool(tgt.cfg.existing_index_path)],
@@ -44,6 +46,12 @@ def knn_stage(cfg: RunConfig, src: Side, tgt: Side) -> Stage:
                  upstream=[e.key for e in src.embed] + [e.key for e in tgt.embed]
                  + [src.index.key, tgt.index.key],
                  verify=cfg.cache.verify, packages=("faiss", "numpy"))
+
+
+def _metric(cfg: RunConfig) -> str:
+    """``l2`` when the exact search keeps FAISS' L2 distances for stopes' float16
+    arithmetic (``mine.fp16_distances``), else ``ip``."""
+    return "l2" if cfg.mine.fp16_distances else "ip"
 
 
 def side_shards(side: Side) -> list[np.ndarray]:
@@ -74,13 +82,16 @@ def run_knn(stage: Stage, work: Path, cfg: RunConfig, src: Side, tgt: Side, dim:
 
     def compute(folder: Path) -> None:
         fwd, bwd = _search(cfg, src, tgt, dim, work)
-        write_npz(folder / "fwd.npz", sims=fwd.sims, ids=fwd.ids)
-        kill_point("knn")
-        write_npz(folder / "bwd.npz", sims=bwd.sims, ids=bwd.ids)
+        for name, nb in (("fwd", fwd), ("bwd", bwd)):
+            extra = {} if nb.l2 is None else {"l2": nb.l2}
+            write_npz(folder / f"{name}.npz", sims=nb.sims, ids=nb.ids, **extra)
+            kill_point("knn")
 
     def load(folder: Path) -> tuple[Neighbours, Neighbours]:
-        with np.load(folder / "fwd.npz") as f, np.load(folder / "bwd.npz") as b:
-            return Neighbours(f["sims"], f["ids"]), Neighbours(b["sims"], b["ids"])
+        def read(name: str) -> Neighbours:
+            with np.load(folder / f"{name}.npz") as z:
+                return Neighbours(z["sims"], z["ids"], z["l2"] if "l2" in z.files else None)
+        return read("fwd"), read("bwd")
 
     result, _ = run_stage(stage, work, compute, load)
     return result
@@ -94,6 +105,10 @@ def _search(cfg: RunConfig, src: Side, tgt: Side, dim: int, work: Path
     k = cfg.mine.k
     if types["src"] == types["tgt"] == "exact":
         x, y = load_side_matrix(src), load_side_matrix(tgt)
+        if _metric(cfg) == "l2":
+            with tqdm(total=len(x) + len(y), desc="knn (exact L2, stopes' distances)",
+                      unit="query", disable=not cfg.progress) as bar:
+                return exact_knn_l2(x, y, k, k, progress=bar)
         tiles = -(-len(x) // cfg.index.tile) * -(-len(y) // cfg.index.tile)
         with tqdm(total=tiles, desc="knn (exact, both directions)", unit="tile",
                   disable=not cfg.progress) as bar:

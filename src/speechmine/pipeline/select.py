@@ -18,7 +18,7 @@ from .stage import Stage, kill_point, run_stage
 
 log = logging.getLogger(__name__)
 
-SELECT_VERSION = 1
+SELECT_VERSION = 2
 
 
 def select_rule(cfg: RunConfig) -> MineConfig:
@@ -27,13 +27,6 @@ def select_rule(cfg: RunConfig) -> MineConfig:
     if cfg.output.layout == "stopes":
         return dataclasses.replace(cfg.mine, max_score=None)
     return cfg.mine
-
-
-def stopes_fp16(nb: Neighbours) -> Neighbours:
-    """Similarities as stopes has them after storing squared L2 distances in float16
-    (``save_dists_as_fp16``): ``cos' = 1 - fp16(2 - 2 cos) / 2``; empty slots stay -inf."""
-    d = (2.0 - 2.0 * nb.sims.astype(np.float64)).astype(np.float16)
-    return Neighbours((1.0 - d.astype(np.float64) / 2.0).astype(np.float32), nb.ids)
 
 
 def select_stage(cfg: RunConfig, src: Side, tgt: Side, knn: Stage) -> Stage:
@@ -52,8 +45,8 @@ def run_select(stage: Stage, work: Path, cfg: RunConfig, src: Side, tgt: Side,
     rule = select_rule(cfg)
 
     def compute(folder: Path) -> None:
-        f, b = (stopes_fp16(fwd), stopes_fp16(bwd)) if rule.fp16_distances else (fwd, bwd)
-        al = mine_neighbours(f, b, rule)
+        # With fp16_distances the margin applies stopes' float16 rounding itself.
+        al = mine_neighbours(fwd, bwd, rule)
         al = Alignment(al.scores, src.inputs.kept[al.src], tgt.inputs.kept[al.tgt],
                        al.direction)
         for side, which in ((src, "src"), (tgt, "tgt")):
