@@ -4,6 +4,7 @@
 * the tiny Debian corpus (``tests/data/tiny``) and its stopes-named shards;
 * synthetic audio and stopes manifests; the tiny SONAR fixtures' encoder configs;
 * running the CLI in a subprocess (kill tests) and reading outputs.
+* a local HTTP file server for download tests (:class:`FileServer`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import wave
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +290,75 @@ def output_bytes(out: Path) -> dict[str, bytes]:
         info["outputs"] = {k: Path(v).name for k, v in info["outputs"].items()}
         files["run.json"] = json.dumps(info, sort_keys=True).encode()
     return files
+
+
+# ------------------------------------------------------------------------------ HTTP server
+
+class FileServer:
+    """Serves ``files`` (name → bytes) over HTTP on 127.0.0.1 (a free port) for download tests.
+
+    Any GET whose last path component is a key of ``files`` gets that file; others get 404.
+    ``Range: bytes=N-`` is answered with 206 and the tail from byte N (416 past the end)
+    unless ``honour_range`` is False, then with 200 and the whole file, as servers that
+    ignore ranges do. While ``cut_next`` > 0, each response sends half its body, closes the
+    connection and decrements it: an interrupted transfer. ``requests`` records every GET
+    as (file name, Range header or None). ``url`` is the base URL, ending in ``path``
+    (e.g. ``/SONAR``), under which the files are served. Call :meth:`close` when done.
+    """
+
+    def __init__(self, files: dict[str, bytes], path: str = "") -> None:
+        self.files = files
+        self.requests: list[tuple[str, str | None]] = []  # (name, Range header)
+        self.cut_next = 0  # number of responses still to cut mid-body
+        self.honour_range = True
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep pytest output clean
+                pass
+
+            def do_GET(self) -> None:
+                name = self.path.rsplit("/", 1)[-1]
+                rng = self.headers.get("Range")
+                server.requests.append((name, rng))
+                body = server.files.get(name)
+                if body is None:
+                    self.send_error(404)
+                    return
+                start = 0
+                if rng and server.honour_range:
+                    start = int(rng.split("=")[1].split("-")[0])
+                    if start >= len(body):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range",
+                                     f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                chunk = body[start:]
+                self.send_header("Content-Length", str(len(chunk)))
+                self.end_headers()
+                if server.cut_next:
+                    server.cut_next -= 1
+                    self.wfile.write(chunk[: len(chunk) // 2])  # then drop the connection
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(chunk)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+        # a short poll interval so that close() returns at once
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+
+    def names(self) -> list[str]:
+        """The file names requested so far, sorted (repeats kept)."""
+        return sorted(name for name, _ in self.requests)
+
+    def close(self) -> None:
+        """Stop serving and free the port."""
+        self.httpd.shutdown()
+        self.httpd.server_close()

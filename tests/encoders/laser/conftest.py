@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ pytest.importorskip("torch")
 pytest.importorskip("sentencepiece")
 pytest.importorskip("sacremoses")
 
-from helpers import DATA
+from helpers import DATA, FileServer
 
 LASER_DATA = DATA / "laser"
 
@@ -56,65 +54,6 @@ def options(laser_dir: Path) -> Any:
     return make
 
 
-class FileServer:
-    """Serves ``files`` (name → bytes) on 127.0.0.1 with Range support; can cut responses
-    short (``cut_next``) or ignore ranges (``honour_range``)."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.requests: list[tuple[str, str | None]] = []
-        self.cut_next = 0
-        self.honour_range = True
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                name = self.path.rsplit("/", 1)[-1]
-                rng = self.headers.get("Range")
-                server.requests.append((name, rng))
-                body = server.files.get(name)
-                if body is None:
-                    self.send_error(404)
-                    return
-                start = 0
-                if rng and server.honour_range:
-                    start = int(rng.split("=")[1].split("-")[0])
-                    if start >= len(body):
-                        self.send_error(416)
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range",
-                                     f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                chunk = body[start:]
-                self.send_header("Content-Length", str(len(chunk)))
-                self.end_headers()
-                if server.cut_next:
-                    server.cut_next -= 1
-                    self.wfile.write(chunk[: len(chunk) // 2])  # then drop the connection
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(chunk)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/nllb/laser"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
-                                       daemon=True)
-        self.thread.start()
-
-    def names(self) -> list[str]:
-        return sorted(name for name, _ in self.requests)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
     """LASER's host on 127.0.0.1, serving the fixtures under the released file names:
@@ -130,7 +69,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
         "laser2.pt": lstm, "laser2.spm": spm, "laser2.cvocab": vocab,
         "laser3-amh_Ethi.v1.pt": student, "laser3-amh_Ethi.v1.spm": spm,
         "laser3-amh_Ethi.v1.cvocab": vocab, "laser3-wol_Latn.v1.pt": student,
-    })
+    }, path="/nllb/laser")
     monkeypatch.setenv("SPEECHMINE_LASER_BASE_URL", srv.url)
     monkeypatch.delenv("SPEECHMINE_OFFLINE", raising=False)
     monkeypatch.setattr(download, "RETRY_BACKOFF", 0.0)

@@ -7,73 +7,17 @@ import hashlib
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from helpers import SONAR_DATA, TINY_LANGS
+from helpers import SONAR_DATA, TINY_LANGS, FileServer
 
 from speechmine.encoders import EncoderError, create
 from speechmine.encoders.sonar import ModelFileError, download
 from speechmine.encoders.sonar.download import ensure_file, file_sha256
-
-
-class FileServer:
-    """Serves ``files`` (name → bytes) with Range support; can cut the first response short."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
-        self.cut_next = 0  # number of responses to cut mid-body
-        self.honour_range = True
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # keep pytest output clean
-                pass
-
-            def do_GET(self) -> None:
-                name = self.path.rsplit("/", 1)[-1]
-                rng = self.headers.get("Range")
-                server.requests.append((name, rng))
-                body = server.files.get(name)
-                if body is None:
-                    self.send_error(404)
-                    return
-                start = 0
-                if rng and server.honour_range:
-                    start = int(rng.split("=")[1].split("-")[0])
-                    if start >= len(body):
-                        self.send_error(416)
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                chunk = body[start:]
-                self.send_header("Content-Length", str(len(chunk)))
-                self.end_headers()
-                if server.cut_next:
-                    server.cut_next -= 1
-                    self.wfile.write(chunk[: len(chunk) // 2])  # then drop the connection
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(chunk)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/SONAR"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -83,7 +27,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FileServer]:
         "sentencepiece.source.256000.model": (SONAR_DATA / "tiny_spm.model").read_bytes(),
         "spenc.v3ap.fra.pt": (SONAR_DATA / "tiny_speech_encoder.pt").read_bytes(),
     }
-    srv = FileServer(files)
+    srv = FileServer(files, path="/SONAR")
     monkeypatch.setenv("SPEECHMINE_SONAR_BASE_URL", srv.url)
     monkeypatch.setattr(download, "RETRY_BACKOFF", 0.0)
     monkeypatch.setattr(download, "CHUNK", 4096)  # several reads per file: cuts land mid-body
