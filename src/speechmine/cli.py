@@ -343,5 +343,9 @@ def list_encoders() -> None:
             click.echo(f"{'':22} {'':9} {'':7} stopes: {aliases[name]}")
 
 
+from .export.cli import export as _export  # noqa: E402  (each command in its own module)
+
+main.add_command(_export)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
