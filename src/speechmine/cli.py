@@ -165,6 +165,13 @@ def mine(config: str, overrides: tuple[str, ...], config_dirs: tuple[str, ...],
       speechmine mine stopes/conf/global_mining.yaml +preset=demo demo_dir=/data \\
           src_lang=fr tgt_lang=en output_dir=/tmp/out embed_text=sonar
       speechmine mine preset.yaml --on-error skip
+      speechmine mine preset.yaml launcher.cluster=slurm launcher.partition=cpu \\
+          launcher.resources.embed.gpus=1 max_shard_size=5000000
+
+    Jobs run in a pool of local worker processes (launcher.cluster=local, the default;
+    launcher.workers=N), in this process (launcher.cluster=debug) or as SLURM job arrays
+    (launcher.cluster=slurm, pip install 'speechmine[slurm]'). `speechmine status
+    OUTPUT_DIR` shows what is done, running or failed.
 
     Outputs (in output_dir): <src>-<tgt>.TH-<threshold>.bitext.tsv.gz (score, src, tgt),
     .bimeta.tsv.gz (score, src meta, tgt meta, direction), .align.npz (scores and ids),
@@ -186,6 +193,48 @@ def mine(config: str, overrides: tuple[str, ...], config_dirs: tuple[str, ...],
     result = run(cfg)
     _print_summary(result, cfg)
     click.echo(f"done in {time.perf_counter() - t:.1f} s")
+
+
+@main.command()
+@click.argument("output_dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the full status as JSON.")
+@click.option("--all", "show_all", is_flag=True, help="List every job, not only those not done.")
+def status(output_dir: str, as_json: bool, show_all: bool) -> None:
+    """What the run in OUTPUT_DIR has done: per stage, how many jobs are done, queued,
+    running, failed or pending, and for each job not done its state, log file and error.
+    Works while the run goes on and whichever executor (local, SLURM) runs the jobs.
+
+    \b
+    Examples:
+      speechmine status /data/mined/en-fr
+      speechmine status /data/mined/en-fr --json | jq '.counts'
+    """
+    import json
+    from pathlib import Path
+
+    from .errors import EXIT_USER_ERROR
+    from .pipeline.status import read_status
+
+    try:
+        info = read_status(Path(output_dir))
+    except (OSError, ValueError, KeyError) as exc:
+        click.echo(f"error: {output_dir}: no speechmine run was started there "
+                   f"({type(exc).__name__}: {exc})", err=True)
+        sys.exit(EXIT_USER_ERROR)
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    state = "finished" if info["finished"] else "not finished"
+    click.echo(f"{output_dir}: {state} (work dir {info['work_dir']}, executor "
+               f"{info['executor']})")
+    for stage, counts in info["counts"].items():
+        parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        click.echo(f"  {stage:<15} {parts}")
+    rows = [r for r in info["stages"] if show_all or r["state"] != "done"]
+    for r in rows:
+        extra = "".join(f"  {k}: {r[k]}" for k in ("attempt", "job_id", "log", "error")
+                        if k in r)
+        click.echo(f"  {r['state']:<8} {r['label']:<24} {r['stage']}/{r['key']}{extra}")
 
 
 @main.command()
@@ -346,6 +395,9 @@ def list_encoders() -> None:
 from .export.cli import export as _export  # noqa: E402  (each command in its own module)
 
 main.add_command(_export)
+from .report.cli import report as _report  # noqa: E402  (each command in its own module)
+
+main.add_command(_report)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

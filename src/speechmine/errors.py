@@ -35,6 +35,7 @@ def expected_types() -> tuple[type[BaseException], ...]:
     """The exception types that are the user's or the environment's, not a bug."""
     from .config import ConfigError
     from .encoders import EncoderError
+    from .executors.base import JobFailed
     from .io.embeddings import EmbeddingFileError
     from .io.manifest import ManifestError
     from .pipeline.lock import RunLockedError
@@ -42,7 +43,7 @@ def expected_types() -> tuple[type[BaseException], ...]:
     from .types import InputError
 
     return (ConfigError, InputError, EncoderError, EmbeddingFileError, RunLockedError,
-            ManifestError, SegmentError, OSError)
+            ManifestError, SegmentError, JobFailed, OSError)
 
 
 def os_error_message(exc: OSError) -> str:

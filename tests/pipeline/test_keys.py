@@ -30,7 +30,14 @@ from helpers import (
     write_manifest,
 )
 
-from speechmine.config import IndexConfig, MineConfig, RunConfig, SegmentConfig, is_transient
+from speechmine.config import (
+    IndexConfig,
+    MineConfig,
+    Resources,
+    RunConfig,
+    SegmentConfig,
+    is_transient,
+)
 from speechmine.pipeline import plan
 
 pytest.importorskip("torch")
@@ -125,6 +132,13 @@ FLIPS: dict[str, tuple[str, Any]] = {
     **{f"index.{f.name}": ("text", None) for f in dataclasses.fields(IndexConfig)},
     "launcher.cluster": ("text", "slurm"), "launcher.partition": ("text", "gpu"),
     "launcher.timeout_min": ("text", 5), "launcher.log_dir": ("text", "/logs"),
+    "launcher.workers": ("text", 3), "launcher.account": ("text", "lab"),
+    "launcher.qos": ("text", "high"), "launcher.constraint": ("text", "volta"),
+    "launcher.sbatch": ("text", {"exclusive": ""}),
+    "launcher.update_parameters": ("text", {"slurm_comment": "x"}),
+    "launcher.resources": ("text", {"embed": Resources(gpus=1)}),
+    "launcher.max_retries": ("text", 0), "launcher.max_array_size": ("text", 10),
+    "launcher.array_parallelism": ("text", 4), "max_shard_size": ("text", 10),
     "cache.verify": ("text", "stat"),
     "output.layout": ("text", "stopes"), "output.index_type": ("text", "IVF8,Flat"),
     "output.src_k": ("text", None), "output.tgt_k": ("text", None),

@@ -140,17 +140,21 @@ def test_jobs_run_in_other_processes_through_submitit(tmp_path, monkeypatch):
     """The SLURM executor's machinery (submitit) with its local cluster: jobs pickled,
     run in subprocesses, results read from files; same outputs as in-process."""
     pytest.importorskip("submitit")
-    from speechmine import executors
+    import importlib
+
+    run_mod = importlib.import_module("speechmine.pipeline.run")
 
     data = tmp_path / "data"
     write_sharded(data, n_shards=2)
     ref = run(load_config(preset(tmp_path, data, tmp_path / "ref", {"_target_": "toy"})))
-    monkeypatch.setattr(executors, "make_executor", lambda cfg, work: executors.SlurmExecutor(
-        cfg, work / "submitit", cluster="local"))
+    from speechmine.executors.slurm import SlurmExecutor
+
+    monkeypatch.setattr(run_mod, "make_executor", lambda cfg, work, show_progress=True:
+                        SlurmExecutor(cfg, work, cluster="local", show_progress=False))
     p = preset(tmp_path, data, tmp_path / "out", {"_target_": "toy"})
     res = run(load_config(p, ["launcher.cluster=slurm"]))
     assert res.counts["src"]["shards_embedded_this_run"] == 2
-    assert list((tmp_path / "out" / "work" / "submitit").glob("*_result.pkl"))
+    assert list((tmp_path / "out" / "work" / "logs" / "slurm").rglob("*_result.pkl"))
     assert digests(tmp_path / "out") == digests(tmp_path / "ref")
     assert len(ref.alignment) == len(res.alignment)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from .load import build_config, load_config, resolved_yaml
 from .model import (
+                    DEFAULT_RESOURCES,
+                    JOB_STAGES,
                     MINE_PRESETS,
                     CacheConfig,
                     DataConfig,
@@ -22,6 +24,7 @@ from .model import (
                     LauncherConfig,
                     MineConfig,
                     OutputConfig,
+                    Resources,
                     RunConfig,
                     SegmentConfig,
                     SideConfig,
@@ -35,6 +38,7 @@ from .validate import ConfigError
 __all__ = [
     "ConfigError", "RunConfig", "SideConfig", "DataConfig", "EncoderConfig", "SegmentConfig",
     "MineConfig", "IndexConfig", "LauncherConfig", "CacheConfig", "OutputConfig", "MINE_PRESETS",
+    "Resources", "DEFAULT_RESOURCES", "JOB_STAGES",
     "load_config", "build_config", "resolved_yaml", "lang_code_of", "transient",
     "is_transient", "result_view",
 ]

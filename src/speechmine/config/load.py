@@ -30,7 +30,8 @@ TOP_KEYS = {"src_lang", "tgt_lang", "output_dir", "embedding_dimensions", "mine_
             "index_type", "existing_embedding_glob", "existing_index_path", "data",
             "lang_configs", "embed_text", "embed_speech", "launcher", "mine", "index",
             "mine_indexes", "calculate_distances", "mine_sentences", "fp16", "on_error",
-            "progress", "lang", "segment_audio", "work_dir", "cache", "output"}
+            "progress", "lang", "segment_audio", "work_dir", "cache", "output",
+            "max_shard_size"}
 
 
 def _variables(node: Any) -> set[str]:
@@ -385,6 +386,9 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
                      tgt=sides[1], mine=mine, index=index, launcher=launcher, cache=cache,
                      output=output,
                      embedding_dimensions=emb_dim, fp16=fp16, on_error=on_error,
+                     max_shard_size=validate.as_num(raw, "max_shard_size", None, source, "",
+                                                    int, 0)
+                     or None,
                      progress=as_bool(raw, "progress", True, source), source_file=source,
                      work_dir=as_str(raw, "work_dir", source, optional=True),
                      ignored=tuple(sorted(set(ignored))), notes=tuple(notes),

@@ -183,6 +183,9 @@ class IndexConfig:
     #: exact search tile edge: not transient, the tile decides which of equal similarities
     #: a FAISS heap keeps first
     tile: int = 4096
+    #: approximate search: candidates per query re-scored exactly with the stored embeddings
+    #: (the best k kept); 0 = keep the index's own (coarse, PQ) similarities, as stopes
+    rerank_k: int = 64
 
 
 @dataclass(frozen=True)
@@ -208,13 +211,73 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class Resources:
+    """What one job of a stage asks the cluster for (SLURM: ``--cpus-per-task``,
+    ``--gpus-per-node``, ``--mem``, ``--time``); the local executor uses ``gpus`` only."""
+
+    cpus: int = 1
+    gpus: int = 0
+    mem_gb: float = 8.0
+    timeout_min: int = 720
+
+
+#: the jobs of a run, in data-flow order (``launcher.resources.<stage>`` keys)
+JOB_STAGES = ("segment", "scan", "embed", "index_train", "index_populate", "index_merge",
+              "knn", "select", "outputs")
+
+#: per-stage defaults, sized for a 1024-d corpus of a few million rows per side (docs/
+#: scaling.md); every field can be overridden, e.g. ``launcher.resources.embed.gpus=1``
+DEFAULT_RESOURCES: dict[str, Resources] = {
+    "segment": Resources(cpus=2, mem_gb=8, timeout_min=240),
+    "scan": Resources(cpus=1, mem_gb=4, timeout_min=120),
+    "embed": Resources(cpus=4, mem_gb=32, timeout_min=720),
+    "index_train": Resources(cpus=8, mem_gb=64, timeout_min=720),
+    "index_populate": Resources(cpus=4, mem_gb=32, timeout_min=240),
+    "index_merge": Resources(cpus=2, mem_gb=64, timeout_min=240),
+    "knn": Resources(cpus=8, mem_gb=64, timeout_min=720),
+    "select": Resources(cpus=4, mem_gb=64, timeout_min=240),
+    "outputs": Resources(cpus=2, mem_gb=32, timeout_min=240),
+}
+
+
+@dataclass(frozen=True)
 class LauncherConfig:
-    """Where jobs run; never changes what they compute."""
+    """Where and how jobs run; never changes what they compute (every field transient).
+
+    cluster: ``local`` (default: a pool of ``workers`` processes on this machine), ``debug``
+    (every job in this process, one after the other: for tests and pdb) or ``slurm``
+    (submitit job arrays, one per stage, chunked to ``max_array_size`` tasks, at most
+    ``array_parallelism`` running). A task that fails is retried ``max_retries`` times; a
+    preempted or timed-out SLURM task is requeued and resumes.
+    """
 
     cluster: str = transient("local", why="where jobs run, not what they compute")
+    #: local: parallel jobs; None = one per GPU when GPUs are visible, else one per 2 cores
+    workers: int | None = transient(None, why="parallelism")
     partition: str | None = transient(None, why="cluster resource")
-    timeout_min: int = transient(720, why="cluster resource")
+    account: str | None = transient(None, why="cluster resource")
+    qos: str | None = transient(None, why="cluster resource")
+    constraint: str | None = transient(None, why="cluster resource")
+    #: extra ``#SBATCH`` options, e.g. ``{exclusive: "", reservation: mine}``
+    sbatch: dict[str, Any] = transient(why="cluster resource", default_factory=dict)
+    #: extra submitit parameters, as stopes' ``launcher.update_parameters``
+    update_parameters: dict[str, Any] = transient(why="cluster resource", default_factory=dict)
+    #: time limit of every stage's jobs unless ``resources.<stage>.timeout_min`` says
+    timeout_min: int | None = transient(None, why="cluster resource")
+    #: per-stage overrides, complete (the loader fills the fields a config leaves out)
+    resources: dict[str, Resources] = transient(why="cluster resource", default_factory=dict)
+    max_retries: int = transient(2, why="failure handling")
+    max_array_size: int = transient(1000, why="cluster limit (stopes' max_jobarray_jobs)")
+    array_parallelism: int = transient(256, why="cluster resource")
     log_dir: str | None = transient(None, why="where job logs go")
+
+    def resources_for(self, stage: str) -> Resources:
+        """The resources of ``stage``'s jobs: its defaults, then ``timeout_min``, then
+        ``resources.<stage>``."""
+        base = DEFAULT_RESOURCES[stage]
+        if self.timeout_min is not None:
+            base = dataclasses.replace(base, timeout_min=self.timeout_min)
+        return self.resources.get(stage, base)
 
 
 @dataclass(frozen=True)
@@ -246,6 +309,10 @@ class RunConfig:
     output: OutputConfig = OutputConfig()
     embedding_dimensions: int | None = None
     fp16: bool = False  # store embeddings as float16
+    #: language splitting (stopes' key): a side is embedded, indexed and searched in parts of
+    #: at most this many rows; None/0 = one part per shard. Margins still use the whole other
+    #: side, so results change only where an approximate index would (docs/scaling.md)
+    max_shard_size: int | None = None
     #: bad input: "fail" (error naming file and line) or "skip" (rejects.tsv); None = the
     #: modality's default: text fails, speech skips (a bad segment in a large audio
     #: collection is routine; --strict makes it fatal)

@@ -19,20 +19,17 @@ IGNORED_TOP = {
     "count_lines": "stopes module settings",
     "default_spm": "LASER spm", "default_vocab": "LASER vocab", "moses": "Moses settings",
     "moses_filter": "Moses settings",
-    "max_shard_size": "language splitting is not implemented yet (the corpus-scale issue); "
-                      "the kNN is tiled and needs no split",
-    "sharded_langs": "language splitting is not implemented yet (the corpus-scale issue)",
-    "split_in_shards": "stopes module settings (language splitting)",
-    "merge_shards": "stopes module settings (language splitting)",
+    "split_in_shards": "stopes module settings (speechmine splits by max_shard_size without "
+                       "rewriting the data)",
+    "merge_shards": "stopes module settings (a split language is mined as one)",
     "existing_aux_embedding_glob": "auxiliary embeddings (blended retrieval) are not "
                                    "implemented",
 }
 IGNORED_LAUNCHER = {"cache": "speechmine caches in output_dir/work",
                     "config_dump_dir": "config written to output_dir", "_target_": "hydra",
-                    "update_parameters": "stopes submitit", "max_jobarray_jobs": "stopes",
-                    "throttle": "stopes submitit"}
+                    "throttle": "stopes' submission throttle: use launcher.array_parallelism"}
 #: stopes launcher keys with a speechmine name
-LAUNCHER_ALIASES = {"log_folder": "log_dir"}
+LAUNCHER_ALIASES = {"log_folder": "log_dir", "max_jobarray_jobs": "max_array_size"}
 #: stopes encoder options speechmine's encoder may not take: accepted, reported when set
 #: (``normalize``: speechmine L2-normalises every embedding anyway)
 IGNORED_ENCODER = {"spm_model", "spm_vocab", "num_processes", "gpu", "fp16", "preprocess",

@@ -14,6 +14,7 @@ from .. import encoders
 from ..margin import CANDIDATES, MARGINS
 from ..select import RETRIEVALS
 from .model import (
+    JOB_STAGES,
     MINE_PRESETS,
     CacheConfig,
     DataConfig,
@@ -22,6 +23,7 @@ from .model import (
     LauncherConfig,
     MineConfig,
     OutputConfig,
+    Resources,
     SegmentConfig,
     SideConfig,
 )
@@ -435,12 +437,16 @@ def index(raw: dict[str, Any], source: str, ignored: list[str]) -> IndexConfig:
                       train_sample_size=as_num(ix, "train_sample_size", d.train_sample_size,
                                                source, w, int, 1),
                       seed=as_num(ix, "seed", d.seed, source, w, int, 0),
-                      tile=as_num(ix, "tile", d.tile, source, w, int, 16))
+                      tile=as_num(ix, "tile", d.tile, source, w, int, 16),
+                      rerank_k=as_num(ix, "rerank_k", d.rerank_k, source, w, int, 0))
     check_factory(out.type, "index_type", source)
     return out
 
 
 def launcher(raw: dict[str, Any], source: str, ignored: list[str]) -> LauncherConfig:
+    """The ``launcher`` block (stopes' keys too: ``log_folder``, ``max_jobarray_jobs``,
+    ``update_parameters``); ``resources.<stage>`` entries are completed from the stage's
+    defaults."""
     la = as_mapping(raw.get("launcher"), "launcher", source)
     for key, ours in LAUNCHER_ALIASES.items():
         if key in la:
@@ -452,15 +458,50 @@ def launcher(raw: dict[str, Any], source: str, ignored: list[str]) -> LauncherCo
                     source)
     w = "launcher."
     d = LauncherConfig()
-    out = LauncherConfig(
-        cluster=as_str(la, "cluster", source, w, default=d.cluster),
-        partition=as_str(la, "partition", source, w, default=None, optional=True),
-        timeout_min=as_num(la, "timeout_min", d.timeout_min, source, w, int, 1),
-        log_dir=as_str(la, "log_dir", source, w, default=None, optional=True))
-    if out.cluster not in ("local", "slurm", "debug"):
-        raise err("launcher.cluster", f"must be local, slurm or debug, got {out.cluster!r}",
+    cluster = as_str(la, "cluster", source, w, default=d.cluster)
+    if cluster not in ("local", "slurm", "debug"):
+        raise err("launcher.cluster", f"must be local, slurm or debug, got {cluster!r}",
                   source)
-    return out
+    timeout = as_num(la, "timeout_min", None, source, w, int, 1)
+    out = LauncherConfig(
+        cluster=cluster,
+        workers=as_num(la, "workers", None, source, w, int, 1),
+        partition=as_str(la, "partition", source, w, default=None, optional=True),
+        account=as_str(la, "account", source, w, default=None, optional=True),
+        qos=as_str(la, "qos", source, w, default=None, optional=True),
+        constraint=as_str(la, "constraint", source, w, default=None, optional=True),
+        sbatch=_str_keyed(la.get("sbatch"), "launcher.sbatch", source),
+        update_parameters=_str_keyed(la.get("update_parameters"),
+                                     "launcher.update_parameters", source),
+        timeout_min=timeout,
+        max_retries=as_num(la, "max_retries", d.max_retries, source, w, int, 0),
+        max_array_size=as_num(la, "max_array_size", d.max_array_size, source, w, int, 1),
+        array_parallelism=as_num(la, "array_parallelism", d.array_parallelism, source, w,
+                                 int, 1),
+        log_dir=as_str(la, "log_dir", source, w, default=None, optional=True))
+    resources = as_mapping(la.get("resources"), "launcher.resources", source)
+    resources = check_keys(resources, set(JOB_STAGES), "launcher.resources.", source)
+    full = {}
+    for stage, block in resources.items():
+        where = f"launcher.resources.{stage}."
+        block = check_keys(as_mapping(block, where[:-1], source),
+                           {f.name for f in dataclasses.fields(Resources)}, where, source)
+        base = out.resources_for(stage)
+        full[stage] = Resources(
+            cpus=as_num(block, "cpus", base.cpus, source, where, int, 1),
+            gpus=as_num(block, "gpus", base.gpus, source, where, int, 0),
+            mem_gb=as_num(block, "mem_gb", base.mem_gb, source, where, float, 0.1),
+            timeout_min=as_num(block, "timeout_min", base.timeout_min, source, where, int, 1))
+    return dataclasses.replace(out, resources=full)
+
+
+def _str_keyed(value: Any, where: str, source: str) -> dict[str, Any]:
+    """A mapping of option names to scalar values (sbatch options, submitit parameters)."""
+    block = as_mapping(value, where, source)
+    for key, v in block.items():
+        if v is not None and not isinstance(v, (str, int, float, bool)):
+            raise err(f"{where}.{key}", f"must be a plain value, got {v!r}", source)
+    return block
 
 
 def output(raw: dict[str, Any], source: str) -> OutputConfig:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import encoders
+from .. import encoders, progress
 from ..config import RunConfig, SideConfig
 from ..io.embeddings import (
     EmbeddingFileError,
@@ -113,14 +113,19 @@ class EmbedJob:
     verify: str = "content"
     progress: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
+    #: a part of the shard (language splitting): ``[lo, hi)`` positions among its rows
+    part: tuple[int, int] | None = None
 
     def rows(self) -> np.ndarray:
         """(r,) int64 sorted 0-based lines of the shard to embed."""
-        ids = np.load(self.rows_file).astype(np.int64)
-        if self.rows_range is None:
-            return ids
-        lo, hi = self.rows_range
-        return ids[(ids >= lo) & (ids < hi)] - lo
+        ids = np.load(self.rows_file, mmap_mode="r")
+        if self.rows_range is not None:
+            lo, hi = self.rows_range
+            a, b = np.searchsorted(ids, [lo, hi])  # global ids are sorted
+            ids = ids[a:b] - lo
+        if self.part is not None:
+            ids = ids[self.part[0]:self.part[1]]
+        return np.asarray(ids, dtype=np.int64)
 
 
 def get_encoder(name: str, lang: str, options: dict[str, Any]) -> encoders.Encoder:
@@ -175,11 +180,9 @@ def run_embed_job(job: EmbedJob) -> tuple[str, bool]:
 
 
 def _compute(job: EmbedJob, out: Path) -> None:
-    from tqdm.auto import tqdm
-
     rows = job.rows()
     dtype = "float16" if job.fp16 else "float32"
-    bar = tqdm(total=len(rows), desc=f"embed {Path(job.shard).name}", unit="row",
+    bar = progress.bar(total=len(rows), desc=f"embed {Path(job.shard).name}", unit="row",
                disable=not job.progress, leave=False)
     with bar:
         if job.source == "import":

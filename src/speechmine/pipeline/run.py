@@ -1,10 +1,17 @@
 """Wire the stages: inputs → embed → (index) → knn → select → outputs, resumable.
 
 :func:`plan` derives every stage's key from the config and the input files before anything
-runs; :func:`run` locks the output (and work) directory, then runs each stage through the
-stage contract (:mod:`.stage`): a stage whose output is on disk and complete is loaded, any
-other is computed, so a rerun after a crash or kill redoes only what is missing and ends with
-the same bytes.
+runs; :func:`run` locks the output (and work) directory, then hands each stage's jobs to the
+executor (``launcher.cluster``: a local process pool, this process, or SLURM arrays). A job
+is a stage key plus a picklable call; the driver skips every job whose output is complete on
+disk (whoever computed it), so a rerun after a crash or kill redoes only what is missing and
+ends with the same bytes. The driver itself reads only small files (scans, sidecars, the
+pairs): models and embedding matrices are loaded by the jobs.
+
+Order: segment and scan jobs → each side's inputs (in the driver) → the sides cut into
+parts (``max_shard_size``) → embed jobs → index jobs (train, populate per part, merge) →
+kNN jobs (one exact job, or one per query part) → the select job → the outputs job → the
+files published into ``output_dir`` with ``run.json`` last.
 """
 
 from __future__ import annotations
@@ -23,19 +30,40 @@ import numpy as np
 
 from ..config import RunConfig, resolved_yaml
 from ..config.validate import check_factory
+from ..executors import Job, make_executor
 from ..io.atomic import clean_stale_tmp
 from ..io.embeddings import EmbeddingFileError, load_embeddings, read_sidecar
 from ..io.text import glob_sorted
 from ..types import Alignment, InputError, Reject
-from .embed import EmbedJob, embed_stage, embedding_dim, encoder_identity, run_embed_job
-from .index import index_stage
-from .inputs import MANIFEST, discover, inputs_stage, scan_side, scan_stage, segment_stage
-from .knn import knn_stage, run_knn
+from .embed import (
+    EmbedJob,
+    embed_stage,
+    embedding_dim,
+    encoder_identity,
+    load_embedding,
+    run_embed_job,
+)
+from .index import IndexPlan, index_jobs, index_plan, index_stage, run_index_job
+from .inputs import MANIFEST, discover, inputs_stage, run_inputs, scan_stage, segment_stage
+from .jobs import (
+    OutputsTask,
+    ScanTask,
+    SegmentTask,
+    SelectTask,
+    load_alignment,
+    outputs_job,
+    scan_job,
+    segment_job,
+    select_job,
+    task_label,
+)
+from .knn import KnnExact, KnnPlan, index_types, knn_plan, knn_stage, run_knn_exact, run_knn_part
 from .lock import RunLocks
-from .outputs import outputs_stage, publish, run_outputs
-from .select import run_select, select_stage
+from .outputs import outputs_stage, publish
+from .select import select_stage
 from .side import Side
 from .stage import Stage
+from .status import write_status_plan
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +167,78 @@ def plan(cfg: RunConfig) -> Plan:
     return Plan(cfg, work, src, tgt, knn, select, outputs_stage(cfg, src, tgt, select))
 
 
-# ------------------------------------------------------------------------------ embed
+# ------------------------------------------------------------------------------ jobs
 
 
-def _jobs(cfg: RunConfig, side: Side, work: Path) -> list[EmbedJob]:
+def _run_jobs(ex: Any, cfg: RunConfig, work: Path, name: str,
+              items: list[tuple[Stage, str, Any, Any]]) -> dict[str, Any]:
+    """Hand ``name``'s jobs to the executor: ``items`` are (stage, label, fn, arg); a stage
+    already done is skipped, a key listed twice runs once. Returns ``{key: result}`` of the
+    jobs that ran."""
+    jobs, seen = [], set()
+    for stage, label, fn, arg in items:
+        if stage.key in seen or stage.done(work):
+            continue
+        seen.add(stage.key)
+        jobs.append(Job(name, stage.key, label, fn, arg))
+    if not jobs:
+        return {}
+    log.info("%s: %d job(s) to run, %d done before", name, len(jobs),
+             len({st.key for st, *_ in items}) - len(jobs))
+    results = ex.run(name, jobs, cfg.launcher.resources_for(name))
+    return {job.key: r for job, r in zip(jobs, results)}
+
+
+def prepare_sides(cfg: RunConfig, p: Plan, ex: Any) -> None:
+    """Segment raw audio and scan every shard (jobs), then assemble each side's inputs."""
+    work = p.work
+    segs, scans = [], []
+    for side in (p.src, p.tgt):
+        if side.segment:
+            audio, _, _ = discover(side.cfg)
+            segs += [(st, task_label(side.role, "segment", i), segment_job,
+                      SegmentTask(st, str(work), a, side.cfg))
+                     for i, (st, a) in enumerate(zip(side.segment, audio))]
+        scans += [(st, task_label(side.role, "scan", i), scan_job,
+                   ScanTask(st, str(work), shard, cfg, side.cfg))
+                  for i, (st, shard) in enumerate(zip(side.scan, side.shards))]
+    _run_jobs(ex, cfg, work, "segment", segs)
+    _run_jobs(ex, cfg, work, "scan", scans)
+    for side in (p.src, p.tgt):
+        side.inputs = run_inputs(side.inputs_stage, work, side.role, side.shards, side.scan,
+                                 side.metas, side.nl_file)
+
+
+def cut_parts(cfg: RunConfig, side: Side) -> None:
+    """A side's parts (see :class:`.side.Side`): its shards, those with more than
+    ``max_shard_size`` kept rows cut into pieces of that size (language splitting)."""
+    limit = cfg.max_shard_size
+    counts = np.diff(np.searchsorted(side.inputs.kept, side.inputs.offsets))
+    side.parts, side.part_shard, side.part_rows = [], [], []
+    for s, stage in enumerate(side.embed):
+        n = int(counts[s])
+        if not limit or n <= limit:
+            side.parts.append(stage)
+            side.part_shard.append(s)
+            side.part_rows.append(None)
+            continue
+        for lo in range(0, n, limit):
+            hi = min(n, lo + limit)
+            side.parts.append(dataclasses.replace(
+                stage, config={**dict(stage.config), "part": [lo, hi]}))
+            side.part_shard.append(s)
+            side.part_rows.append((lo, hi))
+    if len(side.parts) > len(side.embed):
+        log.info("side %s: %d shard(s) cut into %d parts of at most %d rows", side.cfg.name,
+                 len(side.embed), len(side.parts), limit)
+
+
+def _embed_jobs(cfg: RunConfig, side: Side, work: Path) -> list[EmbedJob]:
     existing = _existing_embeddings(side.cfg, len(side.shards))
     offsets = side.inputs.offsets
     jobs = []
-    for s, (stage, shard) in enumerate(zip(side.embed, side.shards)):
+    for stage, s, part in zip(side.parts, side.part_shard, side.part_rows):
+        shard = side.shards[s]
         if "shard_index" in stage.config:  # unified: rows are the side's first occurrences
             rows_file = str(side.inputs_stage.path(work) / "kept.npy")
             rows_range: tuple[int, int] | None = (int(offsets[s]), int(offsets[s + 1]))
@@ -162,7 +254,7 @@ def _jobs(cfg: RunConfig, side: Side, work: Path) -> list[EmbedJob]:
             existing_dim=cfg.embedding_dimensions, shard_rows=side.inputs.sizes[s],
             manifest_units=side.cfg.data.manifest_units, on_error=cfg.on_error_for(side.cfg),
             verify=cfg.cache.verify, progress=cfg.progress,
-            meta={"shard": shard, "lang": side.cfg.lang}))
+            meta={"shard": shard, "lang": side.cfg.lang}, part=part))
     return jobs
 
 
@@ -171,7 +263,7 @@ def _expected_dim(cfg: RunConfig, side: Side, work: Path) -> int | None:
     finished shard, an imported file's header, or the encoder's ``dim_of``."""
     from .. import encoders
 
-    for stage in side.embed:
+    for stage in side.parts:
         if stage.done(work):
             return embedding_dim(stage.path(work) / "emb.npy")
     existing = _existing_embeddings(side.cfg, len(side.shards))
@@ -199,19 +291,21 @@ def _check_dims(cfg: RunConfig, src: Side, tgt: Side, ds: int | None, dt: int | 
                           cfg.source_file, dim)
 
 
-def embed_sides(cfg: RunConfig, src: Side, tgt: Side, work: Path, executor: Any) -> None:
-    """Embed every missing shard of both sides, each distinct key once."""
+def embed_sides(cfg: RunConfig, src: Side, tgt: Side, work: Path, ex: Any) -> None:
+    """Embed every missing part of both sides (jobs), each distinct key once."""
     _check_dims(cfg, src, tgt, _expected_dim(cfg, src, work), _expected_dim(cfg, tgt, work))
-    futures: dict[str, tuple[Side, Any]] = {}
+    items = [(job.stage, task_label(side.role, "embed", i), run_embed_job, job)
+             for side in (src, tgt) for i, job in enumerate(_embed_jobs(cfg, side, work))]
+    ran = _run_jobs(ex, cfg, work, "embed", items)
+    owner: dict[str, str] = {}  # a part both sides share is counted for the first
     for side in (src, tgt):
-        for job in _jobs(cfg, side, work):
-            if job.stage.key not in futures:  # the same shard and encoder on both sides
-                futures[job.stage.key] = (side, executor.submit(run_embed_job, job))
-    results = {key: (side, fut.result()) for key, (side, fut) in futures.items()}
+        for st in side.parts:
+            owner.setdefault(st.key, side.role)
     for side in (src, tgt):
-        side.emb_files = [results[st.key][1][0] for st in side.embed]
-        side.embedded_now = sum(1 for key, (owner, (_, now)) in results.items()
-                                if owner is side and now)
+        side.emb_files = [load_embedding(st.path(work)) for st in side.parts]
+        side.part_sizes = [int(read_sidecar(f)["rows"]) for f in side.emb_files]
+        side.embedded_now = sum(1 for key in dict.fromkeys(side.part_keys)
+                                if key in ran and owner[key] == side.role)
         if side.cfg.modality == "speech":
             _fold_speech_rejects(side)
     dims = {side.role: {embedding_dim(f) for f in side.emb_files} for side in (src, tgt)}
@@ -226,13 +320,53 @@ def _fold_speech_rejects(side: Side) -> None:
     """Speech segments rejected while decoding leave the kept ids and join the rejects."""
     kept, seen = [], {(r.file, r.line) for r in side.inputs.rejects}
     offsets = side.inputs.offsets
-    for s, f in enumerate(side.emb_files):
+    for s, f in zip(side.part_shard, side.emb_files):
         sc = read_sidecar(f)
         kept.append(offsets[s] + np.asarray(sc.get("rows_embedded", []), dtype=np.int64))
         for row, why in sc.get("rejects", []):
             if (side.inputs.shards[s], row + 1) not in seen:
                 side.inputs.rejects.append(Reject(side.role, side.inputs.shards[s], row + 1, why))
     side.inputs.kept = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+
+
+def build_indexes(cfg: RunConfig, src: Side, tgt: Side, dim: int, work: Path, ex: Any
+                  ) -> dict[str, IndexPlan | None]:
+    """Train, populate (per part) and merge the index of every side that needs one."""
+    types = index_types(cfg, src, tgt, dim)
+    plans: dict[str, IndexPlan | None] = {}
+    for side in (src, tgt):
+        kind = types[side.role]
+        plans[side.role] = None if kind in ("exact", "existing") else index_plan(
+            side.index, kind, side.emb_files, side.part_keys, side.part_sizes)
+    for what, name in (("train", "index_train"), ("populate", "index_populate"),
+                       ("merge", "index_merge")):
+        items = []
+        for side in (src, tgt):
+            ip = plans[side.role]
+            if ip is not None:
+                jobs = index_jobs(ip, work, cfg, what)
+                items += [(j.stage, task_label(side.role, name, i if len(jobs) > 1 else None),
+                           run_index_job, j) for i, j in enumerate(jobs)]
+        _run_jobs(ex, cfg, work, name, items)
+    return plans
+
+
+def find_neighbours(cfg: RunConfig, p: Plan, dim: int, ex: Any) -> KnnPlan:
+    """Both directions' neighbours (one exact job, or a job per query part)."""
+    work, src, tgt = p.work, p.src, p.tgt
+    plans = build_indexes(cfg, src, tgt, dim, work, ex)
+    kp = knn_plan(cfg, p.knn, src, tgt, dim, work, plans)
+    if kp.exact:
+        job = KnnExact(p.knn, str(work), tuple(src.emb_files), tuple(tgt.emb_files),
+                       cfg.mine.k, cfg.index.tile, "l2" if cfg.mine.fp16_distances else "ip",
+                       cfg.progress)
+        _run_jobs(ex, cfg, work, "knn", [(p.knn, "knn", run_knn_exact, job)])
+    else:
+        _run_jobs(ex, cfg, work, "knn",
+                  [(j.stage, task_label(role, "knn", i), run_knn_part, j)
+                   for role, parts in (("src", kp.fwd), ("tgt", kp.bwd))
+                   for i, j in enumerate(parts)])
+    return kp
 
 
 # ------------------------------------------------------------------------------ run
@@ -250,8 +384,6 @@ def _versions() -> dict[str, str]:
 
 def run(cfg: RunConfig) -> RunResult:
     """Run (or resume) the mining described by ``cfg``; see module doc."""
-    from ..executors import make_executor
-
     out_dir = Path(cfg.output_dir)
     work = cfg.work_path
     timings: dict[str, float] = {}
@@ -265,53 +397,70 @@ def run(cfg: RunConfig) -> RunResult:
             log.info("ignored stopes setting: %s", item)
         for item in cfg.notes:
             log.info("%s", item)
-        executor = make_executor(cfg.launcher, work)
+        ex = make_executor(cfg.launcher, work, show_progress=cfg.progress)
+        try:
+            return _run(cfg, out_dir, work, ex, timings)
+        finally:
+            ex.close()
 
-        t = time.perf_counter()
-        p = plan(cfg)
-        src, tgt = p.src, p.tgt
-        for side in (src, tgt):
-            scan_side(cfg, work, side)
-        for side in (src, tgt):  # before embedding anything: an empty side is known now
-            if side.n == 0:
-                raise InputError(f"side {side.cfg.name} has nothing to mine: every line is "
-                                 f"blank or rejected ({side.inputs.total} lines in "
-                                 f"{len(side.inputs.shards)} shard(s))")
-        timings["inputs"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        embed_sides(cfg, src, tgt, work, executor)
-        timings["embed"] = time.perf_counter() - t
-        rejects = src.inputs.rejects + tgt.inputs.rejects
-        if rejects:
-            log.warning("%d input item(s) skipped, see %s", len(rejects),
-                        out_dir / "rejects.tsv")
+def _run(cfg: RunConfig, out_dir: Path, work: Path, ex: Any, timings: dict[str, float]
+         ) -> RunResult:
+    t = time.perf_counter()
+    p = plan(cfg)
+    write_status_plan(out_dir, p)
+    src, tgt = p.src, p.tgt
+    prepare_sides(cfg, p, ex)
+    for side in (src, tgt):  # before embedding anything: an empty side is known now
+        if side.n == 0:
+            raise InputError(f"side {side.cfg.name} has nothing to mine: every line is "
+                             f"blank or rejected ({side.inputs.total} lines in "
+                             f"{len(side.inputs.shards)} shard(s))")
+        cut_parts(cfg, side)
+    timings["inputs"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        dim = embedding_dim(src.emb_files[0])
-        fwd, bwd = run_knn(p.knn, work, cfg, src, tgt, dim)
-        timings["knn"] = time.perf_counter() - t
+    t = time.perf_counter()
+    write_status_plan(out_dir, p)
+    embed_sides(cfg, src, tgt, work, ex)
+    timings["embed"] = time.perf_counter() - t
+    rejects = src.inputs.rejects + tgt.inputs.rejects
+    if rejects:
+        log.warning("%d input item(s) skipped, see %s", len(rejects), out_dir / "rejects.tsv")
+    for side in (src, tgt):
+        if side.n == 0:
+            raise InputError(f"side {side.cfg.name} has nothing to mine: every segment was "
+                             f"rejected ({side.inputs.total} in {len(side.inputs.shards)} "
+                             "shard(s), see rejects)")
 
-        t = time.perf_counter()
-        al = run_select(p.select, work, cfg, src, tgt, fwd, bwd)
-        timings["mine"] = time.perf_counter() - t
+    t = time.perf_counter()
+    dim = embedding_dim(src.emb_files[0])
+    kp = find_neighbours(cfg, p, dim, ex)
+    write_status_plan(out_dir, p, kp)
+    timings["knn"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        from .knn import index_types
+    t = time.perf_counter()
+    task = SelectTask(p.select, str(work), cfg, src, tgt, kp)
+    _run_jobs(ex, cfg, work, "select", [(p.select, "select", select_job, task)])
+    al = load_alignment(p.select, work)
+    timings["mine"] = time.perf_counter() - t
 
-        files = run_outputs(p.outputs, work, al, src, tgt,
-                            index_types(cfg, src, tgt, dim)["src"])
-        counts = _counts(src, tgt, fwd.k, len(fwd.sims), len(bwd.sims), len(al))
-        outputs = publish(out_dir, files, resolved_yaml(cfg), {
-            "config_file": cfg.source_file, "keys": p.keys(),
-            "mine": dataclasses.asdict(cfg.mine), "index": dataclasses.asdict(cfg.index),
-            "threshold": cfg.mine.threshold, "max_score": cfg.mine.max_score,
-            "counts": counts, "versions": _versions(), "ignored_settings": list(cfg.ignored),
-            "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        })
-        timings["write"] = time.perf_counter() - t
-        return RunResult(outputs=outputs, alignment=al, sides={"src": src, "tgt": tgt},
-                         counts=counts, timings=timings, threshold=cfg.mine.threshold)
+    t = time.perf_counter()
+    itype = index_types(cfg, src, tgt, dim)["src"]
+    otask = OutputsTask(p.outputs, str(work), p.select, src, tgt, itype)
+    _run_jobs(ex, cfg, work, "outputs", [(p.outputs, "outputs", outputs_job, otask)])
+    files = {kind: (rel, Path(path)) for kind, (rel, path) in outputs_job(otask).items()}
+    k = cfg.mine.k
+    counts = _counts(src, tgt, min(k, tgt.n), src.n, tgt.n, len(al))
+    outputs = publish(out_dir, files, resolved_yaml(cfg), {
+        "config_file": cfg.source_file, "keys": p.keys(),
+        "mine": dataclasses.asdict(cfg.mine), "index": dataclasses.asdict(cfg.index),
+        "threshold": cfg.mine.threshold, "max_score": cfg.mine.max_score,
+        "counts": counts, "versions": _versions(), "ignored_settings": list(cfg.ignored),
+        "timings_s": {key: round(v, 3) for key, v in timings.items()},
+    })
+    timings["write"] = time.perf_counter() - t
+    return RunResult(outputs=outputs, alignment=al, sides={"src": src, "tgt": tgt},
+                     counts=counts, timings=timings, threshold=cfg.mine.threshold)
 
 
 def _check_writable_dir(path: Path, key: str, source: str) -> None:

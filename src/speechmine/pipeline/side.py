@@ -18,8 +18,13 @@ class Side:
 
     shards: the shard files in id order (text shards, manifests, or the manifests the
     segment stage writes for raw audio); ``segment``/``scan``/``embed`` hold one stage per
-    shard, ``inputs`` and ``index`` one per side. ``emb_files[i]`` is the finished
-    embedding of shard ``i`` (rows = the shard's kept rows, in order).
+    shard, ``inputs`` and ``index`` one per side.
+
+    Once the inputs are known the side is cut into *parts*, the units of embedding, index
+    population and kNN queries: a shard, or a piece of at most ``max_shard_size`` kept rows
+    of one (language splitting). ``parts[i]`` is part ``i``'s embed stage, ``part_shard[i]``
+    its shard, ``part_rows[i]`` its ``[lo, hi)`` positions among the shard's kept rows (None:
+    all of them); ``emb_files[i]`` its finished embedding (rows = those kept rows, in order).
     """
 
     role: str  # "src" | "tgt"
@@ -33,8 +38,16 @@ class Side:
     embed: list[Stage]
     index: Stage
     inputs: SideInputs = field(default_factory=lambda: SideInputs([], [], np.zeros(0, np.int64)))
+    parts: list[Stage] = field(default_factory=list)
+    part_shard: list[int] = field(default_factory=list)
+    part_rows: list[tuple[int, int] | None] = field(default_factory=list)
     emb_files: list[str] = field(default_factory=list)
+    part_sizes: list[int] = field(default_factory=list)
     embedded_now: int = 0
+
+    @property
+    def part_keys(self) -> list[str]:
+        return [p.key for p in self.parts]
 
     @property
     def n(self) -> int:
