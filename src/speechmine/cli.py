@@ -395,9 +395,7 @@ def list_encoders() -> None:
 from .export.cli import export as _export  # noqa: E402  (each command in its own module)
 
 main.add_command(_export)
-from .report.cli import report as _report  # noqa: E402  (each command in its own module)
 
-main.add_command(_report)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
