@@ -40,6 +40,7 @@ def _open(browser: Browser, page: Path) -> None:
     assert browser.problems() == []
 
 
+@pytest.mark.slow  # mines the speech run (tiny SONAR): ~10 s once per session
 def test_speech_report_loads_plots_and_plays_audio(browser, speech_page, speech_run):
     _open(browser, speech_page)
     images = browser.evaluate("Array.from(document.images).map(i => [i.complete, "
@@ -60,6 +61,7 @@ def test_speech_report_loads_plots_and_plays_audio(browser, speech_page, speech_
     assert browser.evaluate("document.querySelectorAll('td.gold.yes').length") == 8
 
 
+@pytest.mark.slow  # mines the speech run (tiny SONAR): ~10 s once per session
 def test_screenshot_is_not_blank(browser, speech_page, tmp_path):
     from PIL import Image
 

@@ -39,6 +39,7 @@ def test_cli_writes_the_page(text_run, tmp_path):
     assert len(_rows(page)) == 41
     assert text.count("data:image/svg+xml;base64,") == 3  # histogram, P/R/F1, P-R curve
     assert "(41 correct of 41 mined, 41 gold)" in text
+    assert not (tmp_path / "r" / "clips").exists()  # text sides: no audio folder
 
 
 def test_gold_as_text_scores_like_gold_as_ids(text_run, tmp_path):
@@ -110,6 +111,7 @@ def test_moved_run_folder_is_read_where_it_is(text_run, tmp_path):
     assert build_report(moved).page == moved / "report" / "index.html"
 
 
+@pytest.mark.slow  # mines the speech run (tiny SONAR): ~10 s once per session
 def test_speech_clips_are_the_segments(speech_run, tmp_path):
     sf = pytest.importorskip("soundfile")
     rep = build_report(speech_run.out, tmp_path, gold_path=speech_run.gold)
@@ -136,6 +138,7 @@ def test_speech_clips_are_the_segments(speech_run, tmp_path):
     assert sorted(matched) == sorted(sources)
 
 
+@pytest.mark.slow  # mines the speech run (tiny SONAR): ~10 s once per session
 def test_speech_in_stopes_layout_finds_audio_through_the_manifests(speech_run, tmp_path):
     rep = build_report(speech_run.stopes_out, tmp_path / "r")
     assert rep.audio == 8

@@ -118,11 +118,13 @@ def write_clips(segments: Iterable[Segment], folder: Path) -> Clips:
         return Clips(files={}, problems={s: reason for s in segments})
     from ..io.atomic import atomic_path
 
-    folder.mkdir(parents=True, exist_ok=True)
+    todo = sorted(set(segments))  # file by file: each decoded once
+    if todo:
+        folder.mkdir(parents=True, exist_ok=True)
     cache = AudioCache(verify="stat")
     files: dict[Segment, str] = {}
     problems: dict[Segment, str] = {}
-    for seg in sorted(set(segments)):  # file by file: each decoded once
+    for seg in todo:
         try:
             wave = cache.get(seg.path)
         except FileNotFoundError:
