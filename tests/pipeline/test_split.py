@@ -91,9 +91,10 @@ def test_reranking_brings_pq_candidates_back_to_the_exact_pairs(tmp_path: Path) 
     data = tmp_path / "data"
     _planted(data)
     exact = _mine(tmp_path, data, "exact", {})
-    pq = {"exact_max_size": 0, "type": "IVF8,PQ8", "nprobe": 8}
+    # 16 sub-quantisers of 4 dims: the true 4 nearest are among the 128 best PQ candidates
+    pq = {"exact_max_size": 0, "type": "IVF8,PQ16", "nprobe": 8}
     raw = _mine(tmp_path, data, "raw", {**pq, "rerank_k": 0})
-    reranked = _mine(tmp_path, data, "reranked", {**pq, "rerank_k": 64})
+    reranked = _mine(tmp_path, data, "reranked", {**pq, "rerank_k": 128})
 
     def pairs(res: Any) -> dict[tuple[int, int], float]:
         al = res.alignment

@@ -3,15 +3,16 @@
 Two ways, chosen once the sides are embedded (:func:`knn_plan`):
 
 * **exact, one job**: both sides searched exactly (at most ``index.exact_max_size`` rows
-  each) and not split: each tile of X·Yᵀ is computed once and feeds both directions' heaps
+  each, whether split or not): each tile of X·Yᵀ is computed once and feeds both directions' heaps
   (with ``mine.fp16_distances``: FAISS' L2 search, stopes' arithmetic). Output in the
   ``knn`` stage's folder: ``fwd.npz`` and ``bwd.npz``.
 * **per query part** (``knn_part`` jobs, in parallel): each part of a side (a shard, or a
   piece of at most ``max_shard_size`` rows) is searched in the other side: its merged
   approximate index (then **re-ranked exactly**: the ``index.rerank_k`` approximate
   candidates are scored with the stored embeddings and the best k kept, since PQ distances
-  are coarse), a user's index (``existing_index_path``), or its parts' embeddings one part at
-  a time with the top-k merged (exact search of a split side). Queries go in batches, so a
+  are coarse), a user's index (``existing_index_path``), or, for a side searched exactly
+  against one that is not (``index_type: Flat`` on a large side), its parts' embeddings one
+  part at a time with the top-k merged. Queries go in batches, so a
   job's memory is one part of queries, one batch of candidates, and the index (memory-mapped
   where FAISS can). Output: one ``nb.npz`` per job.
 
@@ -131,8 +132,7 @@ def knn_plan(cfg: RunConfig, stage: Stage, src: Side, tgt: Side, dim: int, work:
              index_plans: dict[str, IndexPlan | None]) -> KnnPlan:
     """Choose the way (see module doc) and derive every job's key from the ``knn`` stage."""
     types = index_types(cfg, src, tgt, dim)
-    split = any(len(s.parts) > len(s.embed) for s in (src, tgt))
-    if types["src"] == types["tgt"] == "exact" and not split:
+    if types["src"] == types["tgt"] == "exact":  # split or not: both fit in memory
         return KnnPlan(stage, exact=True)
 
     def target(side: Side) -> Target:
