@@ -90,7 +90,10 @@ def test_killed_run_resumes_to_identical_bytes(tmp_path, kill_after):
     write_sharded(data, n_shards=4)
     ref = run(load_config(preset(tmp_path, data, tmp_path / "ref", {"_target_": "toy"})))
     p = preset(tmp_path, data, tmp_path / "out", {"_target_": "toy", "batch_size": 8})
-    proc = subprocess.run([sys.executable, "-m", "speechmine.cli", "-q", "mine", str(p)],
+    # in one process (launcher.cluster=debug), so that "the n-th shard" is well defined;
+    # tests/pipeline/test_kill.py kills local workers at every stage
+    proc = subprocess.run([sys.executable, "-m", "speechmine.cli", "-q", "mine", str(p),
+                           "launcher.cluster=debug"],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "SPEECHMINE_KILL_AT": f"embed:{kill_after + 1}"})
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
@@ -112,7 +115,7 @@ def test_ivf_index_path_agrees_with_exact(tmp_path):
     exact = run(load_config(p))
     ivf = run(load_config(p, ["index_type=IVF8,Flat", "index.nprobe=8",
                               f"output_dir={tmp_path / 'out_ivf'}"]))
-    assert list((tmp_path / "out_ivf" / "work" / "index").glob("*/index.faiss"))
+    assert list((tmp_path / "out_ivf" / "work" / "index_merge").glob("*/index.faiss"))
     a = set(zip(exact.alignment.src.tolist(), exact.alignment.tgt.tolist()))
     b = set(zip(ivf.alignment.src.tolist(), ivf.alignment.tgt.tolist()))
     # nprobe = nlist: the IVF search is exhaustive, so the pairs are the same
