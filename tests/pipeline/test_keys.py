@@ -152,7 +152,7 @@ FLIPS: dict[str, tuple[str, Any]] = {
 FILE_SELECTING = {f"{role}.{name}" for role in ("src", "tgt") for name in (
     "name", "data.data_shard_dir", "data.bname", "data.shard_list", "data.shard_glob",
     "data.meta_glob", "data.nl_file_template", "existing_embedding_glob",
-    "existing_index_path")}
+    "existing_index_path", "subsets")}
 #: read by the encoder's identity: test_lang_enters_keys_only_for_encoders_that_read_it
 VIA_ENCODER = {"src.lang", "tgt.lang"}
 #: fields not read in their scenario (a text side has no manifests), so no key may change

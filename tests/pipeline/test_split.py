@@ -107,3 +107,29 @@ def test_reranking_brings_pq_candidates_back_to_the_exact_pairs(tmp_path: Path) 
     # PQ's own similarities are coarse: without re-ranking the pairs or their scores drift
     drift = [abs(coarse[k] - want[k]) for k in want.keys() & coarse.keys()]
     assert coarse.keys() != want.keys() or max(drift) > 1e-3
+
+
+def test_sharded_langs_mine_the_sub_languages_as_one(tmp_path: Path) -> None:
+    """stopes' ``sharded_langs: {en: [en0, en1]}``: en is en0's lines then en1's."""
+    from helpers import Corpus, make_config, sentences, write_lines
+
+    en, fr = sentences(60)
+    whole = Corpus(tmp_path / "whole", en, fr, metas=False)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    write_lines(parts / "en0.txt", whole.en[:25])
+    write_lines(parts / "en1.txt", whole.en[25:])
+    write_lines(parts / "fr.txt", whole.fr)
+    run(make_config(tmp_path, whole.dir, out=tmp_path / "ref", meta=False))
+    cfg = make_config(tmp_path, parts, out=tmp_path / "split", name="split", meta=False,
+                      extra={"sharded_langs": {"en": ["en0", "en1"]}})
+    assert cfg.src.subsets == ("en0", "en1")
+    res = run(cfg)
+    assert res.counts["src"]["shards"] == 2 and res.counts["src"]["lines"] == 60
+    name = "en-fr.TH-1.1.bitext.tsv.gz"
+    assert output_bytes(tmp_path / "split")[name] == output_bytes(tmp_path / "ref")[name]
+    from speechmine.config import ConfigError
+
+    with pytest.raises(ConfigError, match="sharded_langs.en: must be a list"):
+        make_config(tmp_path, parts, name="bad", meta=False,
+                    extra={"sharded_langs": {"en": "en0"}})

@@ -31,7 +31,7 @@ TOP_KEYS = {"src_lang", "tgt_lang", "output_dir", "embedding_dimensions", "mine_
             "lang_configs", "embed_text", "embed_speech", "launcher", "mine", "index",
             "mine_indexes", "calculate_distances", "mine_sentences", "fp16", "on_error",
             "progress", "lang", "segment_audio", "work_dir", "cache", "output",
-            "max_shard_size"}
+            "max_shard_size", "sharded_langs"}
 
 
 def _variables(node: Any) -> set[str]:
@@ -369,6 +369,7 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
         resolved_entries[name] = merged
     if need:
         _raise_missing(need, source)
+    sides = validate.sharded_langs(raw, sides, source)
     mine = validate.mine(raw, source, ignored)
     index = validate.index(raw, source, ignored)
     launcher = validate.launcher(raw, source, ignored)

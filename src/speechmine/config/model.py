@@ -127,6 +127,9 @@ class SideConfig:
     existing_index_path: str | None = None
     index_type: str | None = None
     segment: SegmentConfig | None = None
+    #: stopes' ``sharded_langs``: the side's data is that of these sub-languages (their names
+    #: replace ``{lang}``), one after the other; they enter keys through the files they find
+    subsets: tuple[str, ...] = ()
 
     @property
     def modality(self) -> str:

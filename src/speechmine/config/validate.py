@@ -495,6 +495,29 @@ def launcher(raw: dict[str, Any], source: str, ignored: list[str]) -> LauncherCo
     return dataclasses.replace(out, resources=full)
 
 
+def sharded_langs(raw: dict[str, Any], sides: list[SideConfig], source: str
+                  ) -> list[SideConfig]:
+    """stopes' ``sharded_langs: {eng: [eng0, eng1]}``: a side made of sub-languages' data."""
+    block = as_mapping(raw.get("sharded_langs"), "sharded_langs", source)
+    out = []
+    for side_cfg in sides:
+        subs = block.get(side_cfg.name)
+        if subs is None:
+            out.append(side_cfg)
+            continue
+        where = f"sharded_langs.{side_cfg.name}"
+        if not isinstance(subs, (list, tuple)) or not subs or not all(
+                isinstance(s, str) and s for s in subs):
+            raise err(where, f"must be a list of sub-language names, got {subs!r}", source)
+        if len(set(subs)) != len(subs):
+            raise err(where, f"names a sub-language twice: {subs!r}", source)
+        if side_cfg.data.shard_list:
+            raise err(where, "cannot split a side given by data.shard_list (the sub-languages "
+                      "are found by {lang} in shard_glob or the stopes name pattern)", source)
+        out.append(dataclasses.replace(side_cfg, subsets=tuple(subs)))
+    return out
+
+
 def _str_keyed(value: Any, where: str, source: str) -> dict[str, Any]:
     """A mapping of option names to scalar values (sbatch options, submitit parameters)."""
     block = as_mapping(value, where, source)
