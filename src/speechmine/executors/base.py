@@ -196,3 +196,25 @@ class Attempts:
 
     def again(self, i: int) -> bool:
         return self.count.get(i, 0) <= self.max_retries
+
+
+def plugin_encoders() -> dict[str, Any]:
+    """Encoders registered in this process (``speechmine.encoders.register``), checked to
+    travel to another process (by reference: their class must be importable by its module
+    name there), so that a worker or a SLURM task can register them too."""
+    import pickle
+
+    from .. import encoders
+    from ..encoders import EncoderError
+
+    out = dict(encoders._registered)
+    for name, cls in out.items():
+        try:
+            pickle.dumps(cls)
+        except Exception as exc:
+            raise EncoderError(
+                f"encoder {name!r} ({cls!r}) was registered in this process, but worker "
+                f"processes cannot import it ({type(exc).__name__}: {exc}): define it in an "
+                "importable module (or register it through the 'speechmine.encoders' "
+                "entry-point group), or run with launcher.cluster=debug") from None
+    return out

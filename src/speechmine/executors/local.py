@@ -31,7 +31,16 @@ from typing import Any
 
 from .. import progress
 from ..config import Resources
-from .base import Attempts, Job, Ledger, failure, log_path, retryable, run_logged
+from .base import (
+    Attempts,
+    Job,
+    Ledger,
+    failure,
+    log_path,
+    plugin_encoders,
+    retryable,
+    run_logged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -164,27 +173,6 @@ def _portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def _plugins() -> dict[str, Any]:
-    """Encoders registered in this process, checked to travel to a worker (by reference:
-    their class must be importable by its module name)."""
-    import pickle
-
-    from .. import encoders
-    from ..encoders import EncoderError
-
-    out = dict(encoders._registered)
-    for name, cls in out.items():
-        try:
-            pickle.dumps(cls)
-        except Exception as exc:
-            raise EncoderError(
-                f"encoder {name!r} ({cls!r}) was registered in this process, but worker "
-                f"processes cannot import it ({type(exc).__name__}: {exc}): define it in an "
-                "importable module (or register it through the 'speechmine.encoders' "
-                "entry-point group), or run with launcher.cluster=debug") from None
-    return out
-
-
 class _Worker:
     def __init__(self, ctx: Any, ledger_root: str, env: dict[str, str],
                  plugins: dict[str, Any]) -> None:
@@ -241,7 +229,7 @@ class LocalExecutor:
         return env
 
     def _spawn(self, slot: int) -> _Worker:
-        return _Worker(self._ctx, str(self.work), self._env(slot), _plugins())
+        return _Worker(self._ctx, str(self.work), self._env(slot), plugin_encoders())
 
     def run(self, stage: str, jobs: Sequence[Job], resources: Resources) -> list[Any]:
         if not jobs:

@@ -26,7 +26,7 @@ from typing import Any
 
 from .. import progress
 from ..config import LauncherConfig, Resources
-from .base import Attempts, Job, Ledger, failure, retryable, run_logged
+from .base import Attempts, Job, Ledger, failure, plugin_encoders, retryable, run_logged
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,11 @@ class SlurmTask(_Checkpointable):
     """Runs one job on a node. Checkpointable: when SLURM preempts the task or its time runs
     out, submitit requeues it with the same arguments (the stage resumes from disk)."""
 
-    def __call__(self, job: Job, ledger_root: str, attempt: int) -> Any:
+    def __call__(self, job: Job, ledger_root: str, attempt: int,
+                 plugins: dict[str, Any] | None = None) -> Any:
+        from .. import encoders
+
+        encoders._registered.update(plugins or {})  # encoders registered in the driver
         where = {"slurm_job_id": os.environ.get("SLURM_JOB_ID"),
                  "slurm_array": f"{os.environ.get('SLURM_ARRAY_JOB_ID')}_"
                                 f"{os.environ.get('SLURM_ARRAY_TASK_ID')}"}
@@ -156,8 +160,9 @@ class SlurmExecutor:
         for c0 in range(0, len(todo), size):
             chunk = todo[c0:c0 + size]
             numbers = {i: attempts.start(i) for i in chunk}
+            plugins = plugin_encoders()
             with ex.batch():
-                handles = [ex.submit(self._task, jobs[i], str(self.work), numbers[i])
+                handles = [ex.submit(self._task, jobs[i], str(self.work), numbers[i], plugins)
                            for i in chunk]
             for i, h in zip(chunk, handles):
                 out[i] = h
