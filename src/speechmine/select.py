@@ -45,16 +45,37 @@ def _merge_directions(fwd: Alignment, bwd: Alignment) -> Alignment:
 
 
 def _greedy_one_to_one(al: Alignment) -> Alignment:
-    """Walk pairs by decreasing score; keep a pair only if neither side is used yet (LASER)."""
-    used_src: set[int] = set()
-    used_tgt: set[int] = set()
-    keep = []
-    for i, (s, t) in enumerate(zip(al.src.tolist(), al.tgt.tolist())):
-        if s not in used_src and t not in used_tgt:
-            used_src.add(s)
-            used_tgt.add(t)
-            keep.append(i)
-    return al.take(np.asarray(keep, dtype=np.int64))
+    """Walk pairs by decreasing score; keep a pair only if neither side is used yet (LASER).
+
+    Vectorised in rounds: a pending pair that is the first pending one with its source and
+    with its target has nothing left before it to block it, so it is kept, and every pending
+    pair sharing a side with a kept one is dropped (it comes later, so it is blocked). When
+    a round settles few pairs (long chains), the rest is walked one by one."""
+    keep = np.zeros(len(al), dtype=bool)
+    pending = np.arange(len(al))
+    used_src = np.zeros(int(al.src.max(initial=-1)) + 1, dtype=bool)
+    used_tgt = np.zeros(int(al.tgt.max(initial=-1)) + 1, dtype=bool)
+    while len(pending) > 64:
+        s, t = al.src[pending], al.tgt[pending]
+        winners = pending[_first_of_each(s) & _first_of_each(t)]
+        keep[winners] = True
+        used_src[al.src[winners]] = True
+        used_tgt[al.tgt[winners]] = True
+        pending = pending[~(used_src[s] | used_tgt[t])]
+        if len(winners) < 64:
+            break
+    for i, s_, t_ in zip(pending.tolist(), al.src[pending].tolist(), al.tgt[pending].tolist()):
+        if not (used_src[s_] or used_tgt[t_]):
+            used_src[s_] = used_tgt[t_] = True
+            keep[i] = True
+    return al.take(np.flatnonzero(keep))
+
+
+def _first_of_each(values: np.ndarray) -> np.ndarray:
+    """Mask of the first occurrence of each distinct value."""
+    first = np.zeros(len(values), dtype=bool)
+    first[np.unique(values, return_index=True)[1]] = True
+    return first
 
 
 def select_pairs(

@@ -44,7 +44,7 @@ from .stage import Stage, kill_point, run_stage
 
 log = logging.getLogger(__name__)
 
-KNN_VERSION = 2
+KNN_VERSION = 3  # 3: exact search breaks ties by id (knn.exact_knn_both)
 #: queries re-ranked at once: rerank_k candidate rows of d floats each are gathered per query
 RERANK_BATCH = 1024
 
