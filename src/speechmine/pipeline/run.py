@@ -60,7 +60,7 @@ from .jobs import (
 from .knn import KnnExact, KnnPlan, index_types, knn_plan, knn_stage, run_knn_exact, run_knn_part
 from .lock import RunLocks
 from .outputs import outputs_stage, publish
-from .select import select_stage
+from .select import CANDIDATES, select_stage
 from .side import Side
 from .stage import Stage
 from .status import write_status_plan
@@ -449,6 +449,11 @@ def _run(cfg: RunConfig, out_dir: Path, work: Path, ex: Any, timings: dict[str, 
     otask = OutputsTask(p.outputs, str(work), p.select, src, tgt, itype)
     _run_jobs(ex, cfg, work, "outputs", [(p.outputs, "outputs", outputs_job, otask)])
     files = {kind: (rel, Path(path)) for kind, (rel, path) in outputs_job(otask).items()}
+    # every query's scored candidate, for evaluation below the threshold (no threshold in the
+    # name: it holds what any threshold would keep)
+    files["candidates"] = (str(Path(files["bitext"][0]).parent /
+                               f"{cfg.src_lang}-{cfg.tgt_lang}.candidates.npz"),
+                           p.select.path(work) / CANDIDATES)
     k = cfg.mine.k
     counts = _counts(src, tgt, min(k, tgt.n), src.n, tgt.n, len(al))
     outputs = publish(out_dir, files, resolved_yaml(cfg), {

@@ -1,5 +1,9 @@
 """Select: margin scores of the neighbours, pairs chosen by the mining rule, ids mapped back
-to global ids (line numbers), overlapping speech windows cleaned up. Output ``align.npz``."""
+to global ids (line numbers), overlapping speech windows cleaned up. Outputs ``align.npz``
+(the pairs) and ``candidates.npz``: every query's best candidate and its score in both
+directions, before the threshold (``fwd_src``/``fwd_tgt``/``fwd_score`` (n,) and
+``bwd_tgt``/``bwd_src``/``bwd_score`` (m,), global ids, -1 for an empty candidate), so that
+``speechmine eval`` can score any threshold without mining again."""
 
 from __future__ import annotations
 
@@ -11,14 +15,15 @@ import numpy as np
 
 from ..config import MineConfig, RunConfig
 from ..io.atomic import write_npz
-from ..select import mine_neighbours
+from ..select import mine_candidates
 from ..types import Alignment, Neighbours
 from .side import Side
 from .stage import Stage, kill_point, run_stage
 
 log = logging.getLogger(__name__)
 
-SELECT_VERSION = 2
+SELECT_VERSION = 3
+CANDIDATES = "candidates.npz"
 
 
 def select_rule(cfg: RunConfig) -> MineConfig:
@@ -46,7 +51,13 @@ def run_select(stage: Stage, work: Path, cfg: RunConfig, src: Side, tgt: Side,
 
     def compute(folder: Path) -> None:
         # With fp16_distances the margin applies stopes' float16 rounding itself.
-        al = mine_neighbours(fwd, bwd, rule)
+        al, (f_score, f_tgt, b_score, b_src) = mine_candidates(fwd, bwd, rule)
+        s_kept, t_kept = src.inputs.kept, tgt.inputs.kept
+        write_npz(folder / CANDIDATES,
+                  fwd_src=s_kept, fwd_tgt=np.where(f_tgt >= 0, t_kept[f_tgt], -1),
+                  fwd_score=f_score.astype(np.float32),
+                  bwd_tgt=t_kept, bwd_src=np.where(b_src >= 0, s_kept[b_src], -1),
+                  bwd_score=b_score.astype(np.float32))
         al = Alignment(al.scores, src.inputs.kept[al.src], tgt.inputs.kept[al.tgt],
                        al.direction)
         for side, which in ((src, "src"), (tgt, "tgt")):
