@@ -128,7 +128,16 @@ def select_pairs(
 def mine_neighbours(fwd: Neighbours, bwd: Neighbours, mine: Any) -> Alignment:
     """Margin-score both directions and select pairs with a ``MineConfig`` (ids as in the
     neighbour lists). The one place the pipeline, the in-memory API and the benchmark mine."""
-    f_score, f_tgt, b_score, b_src = score_candidates(fwd, bwd, mine)
+    return mine_candidates(fwd, bwd, mine)[0]
+
+
+def mine_candidates(fwd: Neighbours, bwd: Neighbours, mine: Any
+                    ) -> tuple[Alignment, tuple[np.ndarray, ...]]:
+    """:func:`mine_neighbours`, and every query's scored candidate before the threshold:
+    ``(fwd_score (n,), fwd_tgt (n,), bwd_score (m,), bwd_src (m,))`` (what evaluation below
+    the run's threshold needs, without mining again)."""
+    cands = score_candidates(fwd, bwd, mine)
     mx = mine.max_score if mine.max_score is not None else np.inf
-    return select_pairs(f_score, f_tgt, b_score, b_src, mine.retrieval, threshold=mine.threshold,
-                        max_score=mx, dedup=mine.dedup)
+    al = select_pairs(*cands, mine.retrieval, threshold=mine.threshold, max_score=mx,
+                      dedup=mine.dedup)
+    return al, cands
