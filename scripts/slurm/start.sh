@@ -34,20 +34,21 @@ say() { echo "speechmine-slurm: $*"; }
 die() { echo "speechmine-slurm: ERROR: $*" >&2; exit 1; }
 elapsed() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# alive NAME: the pid in $RUN/NAME.pid is a live process (a stale file from a dead one
-# or a reused pid of another program does not count: the command name must match).
+# alive NAME: the pid in $RUN/NAME.pid is a live process named NAME (a stale file, a
+# reused pid of another program, or a zombie that no init reaps do not count).
 alive() {
-    local pidfile="$RUN/$1.pid" pid comm
-    [[ -s $pidfile ]] || return 1
-    pid=$(tr -dc 0-9 <"$pidfile")
-    [[ -n $pid && -r /proc/$pid/comm ]] || return 1
-    comm=$(cat "/proc/$pid/comm")
-    [[ $comm == "$1"* ]]
+    local pid stat
+    [[ -s $RUN/$1.pid ]] || return 1
+    pid=$(tr -dc 0-9 <"$RUN/$1.pid")
+    [[ -n $pid ]] && stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    # /proc/PID/stat: "PID (COMM) STATE ...", COMM cut to 15 characters
+    [[ $stat =~ ^[0-9]+\ \((.*)\)\ ([A-Z]) && ${BASH_REMATCH[2]} != Z ]] &&
+        [[ $1 == "${BASH_REMATCH[1]}"* ]]
 }
 
-# wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND every 0.2 s.
+# wait_for SECONDS COMMAND...: poll COMMAND every 0.2 s; false after SECONDS.
 wait_for() {
-    local limit=$1 what=$2; shift 2
+    local limit=$1; shift
     local end=$((SECONDS + limit))
     until "$@" >/dev/null 2>&1; do
         ((SECONDS < end)) || return 1
@@ -194,7 +195,7 @@ fi
 if ! alive munged; then
     daemon munged munged --force --key-file="$STATE/munge/munge.key" --socket="$RUN/munge.socket" \
         --pid-file="$RUN/munged.pid" --log-file="$LOG/munged.log" --seed-file="$STATE/munge/seed"
-    wait_for "$WAIT_S" munged alive munged || die "munged did not start: see $LOG/munged.log"
+    wait_for "$WAIT_S" alive munged || die "munged did not start: see $LOG/munged.log"
 fi
 
 if ! alive mariadbd; then
@@ -209,30 +210,30 @@ if ! alive mariadbd; then
     daemon mariadbd setsid -f mariadbd --no-defaults --user=root --datadir="$DB" \
         --socket="$MYSQL_UNIX_PORT" --pid-file="$RUN/mariadbd.pid" --log-error="$LOG/mariadb.log" \
         --skip-networking --innodb-buffer-pool-size=32M --innodb-log-file-size=8M --skip-log-bin
-    wait_for "$WAIT_S" mariadb mariadb-admin --no-defaults --socket="$MYSQL_UNIX_PORT" -uroot ping ||
+    wait_for "$WAIT_S" mariadb-admin --no-defaults --socket="$MYSQL_UNIX_PORT" -uroot ping ||
         die "MariaDB did not start: see $LOG/mariadb.log"
 fi
 
 if ! alive slurmdbd; then
     daemon slurmdbd slurmdbd  # daemonises; finds slurmdbd.conf beside $SLURM_CONF
-    wait_for "$WAIT_S" slurmdbd sacctmgr -n -i list cluster ||
+    wait_for "$WAIT_S" sacctmgr -n -i list cluster ||
         die "slurmdbd did not answer: see $LOG/slurmdbd.log"
 fi
 
 if ! alive slurmctld; then
     daemon slurmctld slurmctld
-    wait_for "$WAIT_S" slurmctld scontrol ping || die "slurmctld did not start: see $LOG/slurmctld.log"
+    wait_for "$WAIT_S" scontrol ping || die "slurmctld did not start: see $LOG/slurmctld.log"
 fi
 
 if ! alive slurmd; then
     daemon slurmd slurmd
-    wait_for "$WAIT_S" slurmd alive slurmd || die "slurmd did not start: see $LOG/slurmd.log"
+    wait_for "$WAIT_S" alive slurmd || die "slurmd did not start: see $LOG/slurmd.log"
 fi
 
 # A node left down or drained by an earlier run (or a killed slurmd) is put back.
-if ! wait_for 5 node node_usable; then
+if ! wait_for 5 node_usable; then
     scontrol update NodeName="$HOST" State=RESUME >/dev/null 2>&1 || true
-    wait_for "$WAIT_S" node node_usable ||
+    wait_for "$WAIT_S" node_usable ||
         die "node $HOST is '$(node_state)', not idle: see $LOG/slurmctld.log and $LOG/slurmd.log"
 fi
 all_alive || die "a daemon exited after starting: see $LOG/"

@@ -13,13 +13,20 @@ STATE="${SPEECHMINE_SLURM_DIR:-/var/lib/speechmine-slurm}"
 RUN="$STATE/run"
 export SLURM_CONF="$STATE/etc/slurm.conf"
 
+# running PID [NAME]: PID is alive (not a zombie, which no init may reap) and named NAME.
+running() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ $stat =~ ^[0-9]+\ \((.*)\)\ ([A-Z]) && ${BASH_REMATCH[2]} != Z ]] &&
+        [[ -z ${2:-} || $2 == "${BASH_REMATCH[1]}"* ]]
+}
+
 # pid_of NAME: the pid in $RUN/NAME.pid when that process is alive and is NAME.
 pid_of() {
     local pid
     [[ -s $RUN/$1.pid ]] || return 1
     pid=$(tr -dc 0-9 <"$RUN/$1.pid")
-    [[ -n $pid && -r /proc/$pid/comm && $(cat "/proc/$pid/comm") == "$1"* ]] || return 1
-    echo "$pid"
+    [[ -n $pid ]] && running "$pid" "$1" && echo "$pid"
 }
 
 stop() {  # TERM, then KILL after 20 s
@@ -27,10 +34,10 @@ stop() {  # TERM, then KILL after 20 s
     pid=$(pid_of "$1") || { rm -f "$RUN/$1.pid"; return 0; }
     kill -TERM "$pid" 2>/dev/null
     for ((i = 0; i < 100; i++)); do
-        [[ -d /proc/$pid ]] || break
+        running "$pid" || break
         sleep 0.2
     done
-    if [[ -d /proc/$pid ]]; then
+    if running "$pid"; then
         echo "speechmine-slurm: $1 ($pid) ignored SIGTERM for 20 s: killing it" >&2
         kill -KILL "$pid" 2>/dev/null
     fi
