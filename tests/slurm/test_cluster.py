@@ -14,11 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import cloudpickle
+import cloudpickle  # submitit's own pickler
 import pytest
-
-submitit = pytest.importorskip("submitit")
-from submitit.core.utils import FailedJobError, UncompletedJobError  # noqa: E402
+import submitit  # the dev extra: missing is an error, not a skip
+from submitit.core.utils import FailedJobError, UncompletedJobError
 
 pytestmark = pytest.mark.slurm
 
