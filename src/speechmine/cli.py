@@ -395,6 +395,10 @@ def list_encoders() -> None:
 from .export.cli import export as _export  # noqa: E402  (each command in its own module)
 
 main.add_command(_export)
+from .eval.cli import eval_command, xsim_command  # noqa: E402  (each command in its own module)
+
+main.add_command(eval_command)
+main.add_command(xsim_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
