@@ -180,7 +180,7 @@ def _run_jobs(ex: Any, cfg: RunConfig, work: Path, name: str,
         if stage.key in seen or stage.done(work):
             continue
         seen.add(stage.key)
-        jobs.append(Job(name, stage.key, label, fn, arg))
+        jobs.append(Job(stage.name, stage.key, label, fn, arg))
     if not jobs:
         return {}
     log.info("%s: %d job(s) to run, %d done before", name, len(jobs),
