@@ -74,7 +74,9 @@ class SideInputs:
 
     shards: shard files in id order; sizes: lines (or segments) per shard;
     kept: (n_kept,) int64 global ids that are embedded and searched (not blank, not rejected,
-    first occurrence when unifying); metas: meta files paired with the shards (or None).
+    first occurrence when unifying); a read-only memory map of the inputs stage's
+    ``kept.npy`` when large (index it, never write to it); metas: meta files paired with the
+    shards (or None).
     """
 
     shards: list[str]

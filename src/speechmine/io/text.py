@@ -16,7 +16,7 @@ import logging
 import lzma
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,7 +167,7 @@ _EOL = re.compile(rb"\r\n|\r|\n")
 _CHUNK = 1 << 20
 
 
-def iter_raw_lines(path: str | Path) -> Iterator[bytes]:
+def iter_raw_lines(path: str | Path) -> Generator[bytes, None, None]:
     """Lines of a shard as bytes without their terminator.
 
     Line ends are ``\n``, ``\r\n`` or a lone ``\r`` (as Python's text mode, and so stopes,
@@ -268,23 +268,57 @@ def check_meta_counts(shards: list[str], sizes: list[int], metas: list[str]) -> 
             raise InputError(f"meta file {meta} has {m} lines but shard {shard} has {size}")
 
 
+def iter_lines_by_id(files: list[str], offsets: np.ndarray, ids: np.ndarray,
+                     metas: list[str] | None = None
+                     ) -> Iterator[tuple[int, int, bytes, bytes | None]]:
+    """``(shard index, 0-based line, line, meta line or None)`` of each global id of ``ids``
+    ((m,) sorted, unique), in that order.
+
+    ``files``: the side's shards (or manifests), ``offsets``: their first global ids then the
+    total (:attr:`SideInputs.offsets`), ``metas``: meta files read in step with the shards.
+    One sequential pass over the shards that hold wanted ids, each read up to its last
+    wanted line; memory: one line (and ``ids``). A shard shorter than the ids say (changed
+    since it was scanned) is an :class:`InputError` naming it.
+    """
+    bounds = np.searchsorted(ids, offsets)
+    for s, path in enumerate(files):
+        wanted = ids[bounds[s]:bounds[s + 1]] - offsets[s]
+        if len(wanted) == 0:
+            continue
+        j, want = 0, int(wanted[0])
+        lines = iter_raw_lines(path)
+        side = iter_raw_lines(metas[s]) if metas else None
+        try:
+            for i, raw in enumerate(lines):
+                meta = next(side, None) if side is not None else None
+                if i < want:
+                    continue
+                if side is not None and meta is None:
+                    raise InputError(f"meta file {metas[s] if metas else ''} has {i} lines, "
+                                     f"fewer than shard {path}: it changed since it was checked")
+                yield s, i, raw, meta
+                j += 1
+                if j == len(wanted):
+                    break
+                want = int(wanted[j])
+        finally:  # close the files now, not when the generators are collected
+            lines.close()
+            if side is not None:
+                side.close()
+        if j < len(wanted):
+            raise InputError(f"{path}: line {want + 1} is gone (the file has fewer lines than "
+                             "when it was scanned; it changed during the run)")
+
+
 def read_lines_by_id(side: SideInputs, ids: np.ndarray, files: list[str] | None = None
                      ) -> dict[int, str]:
-    """Text of the given global ids (from shards, or ``files`` such as meta files).
+    """``{global id: text}`` of ``ids`` (any order, repeats allowed) from the shards, or from
+    ``files`` such as meta files (invalid UTF-8 shows as U+FFFD).
 
-    One sequential pass over the needed shards only; ids may be unsorted and repeated.
+    Holds every asked line in a dict: for small id sets (export, reports). The outputs stage
+    streams through :func:`iter_lines_by_id` into an on-disk store instead.
     """
-    files = side.shards if files is None else files
-    wanted = np.unique(ids)
     offsets = side.offsets
-    out: dict[int, str] = {}
-    for s, path in enumerate(files):
-        lo, hi = offsets[s], offsets[s + 1]
-        in_shard = wanted[(wanted >= lo) & (wanted < hi)]
-        if len(in_shard) == 0:
-            continue
-        targets = set((in_shard - lo).tolist())
-        for i, raw in enumerate(iter_raw_lines(path)):
-            if i in targets:
-                out[int(lo + i)] = raw.decode("utf-8", errors="replace")
-    return out
+    return {int(offsets[s]) + i: raw.decode("utf-8", errors="replace")
+            for s, i, raw, _ in iter_lines_by_id(side.shards if files is None else files,
+                                                 offsets, np.unique(ids))}

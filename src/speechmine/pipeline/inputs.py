@@ -8,20 +8,24 @@ whichever side or run asks):
 * ``scan`` (one per shard): line count, blank lines, bad lines (rejects or an error), the
   rows to embed, and per-row hashes when duplicates are unified;
 * ``inputs`` (one per side): the shards' scans put together — global ids, ``mine.unify``
-  across shards, meta files and the ``.nl`` file checked against the shards.
+  across shards (the first occurrence of each hash, found by sorting, never a set of all
+  hashes), meta files and the ``.nl`` file checked against the shards.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib.format import open_memmap
 
 from ..config import RunConfig, SideConfig
 from ..io.atomic import write_json
+from ..io.ondisk import first_occurrences
 from ..io.text import ShardScan, check_meta_counts, check_nl_counts, find_shards, glob_sorted
 from ..io.text import read_nl_file as _read_nl_file
 from ..types import Reject, SideInputs
@@ -158,53 +162,80 @@ def inputs_stage(cfg: RunConfig, side_cfg: SideConfig, scans: list[Stage],
 
 def run_inputs(stage: Stage, work: Path, role: str, shards: list[str], scans: list[Stage],
                metas: list[str] | None, nl_file: str | None) -> SideInputs:
-    """Assemble a side from its scans (see module doc); cached as kept.npy + inputs.json."""
+    """Assemble a side from its scans (see module doc); cached as kept.npy + inputs.json.
+
+    Memory: one shard's rows at a time; with ``unify``, the first occurrences are found by
+    sorting the scans' 128-bit hashes (:func:`~speechmine.io.ondisk.first_occurrences`:
+    bounded by its bucket size, the rest on disk). kept.npy is written in place, shard by
+    shard, and loaded back memory-mapped when large.
+    """
     unify = bool(stage.config["unify"])
 
     def compute(folder: Path) -> None:
-        kept: list[np.ndarray] = []
-        sizes, rejects = [], []
-        blank = duplicates = 0
-        seen: set[bytes] = set()
-        offset = 0
-        for s, scan_stage_ in enumerate(scans):
-            scan = load_scan(scan_stage_.path(work))
-            rows = scan.rows
-            if unify:
-                assert scan.hashes is not None, "scan without hashes under unify"
-                first = np.ones(len(rows), dtype=bool)
-                for i, h in enumerate(scan.hashes.tolist()):
-                    if h in seen:
-                        first[i] = False
-                    else:
-                        seen.add(h)
-                duplicates += int((~first).sum())
-                rows = rows[first]
-            kept.append(offset + rows)
-            sizes.append(scan.size)
-            blank += scan.blank
-            rejects += [[s, line, why] for line, why in scan.rejects]
-            offset += scan.size
+        dirs = [s.path(work) for s in scans]
+        infos = [json.loads((d / "scan.json").read_text()) for d in dirs]
+        sizes = [int(info["size"]) for info in infos]
         if nl_file is not None:
             counts = _read_nl_file(Path(nl_file))
             if counts is not None:
                 check_nl_counts(Path(nl_file), counts, shards, sizes)
         if metas is not None:
             check_meta_counts(shards, sizes, metas)
-        np.save(folder / "kept.npy", np.concatenate(kept) if kept else np.zeros(0, np.int64))
-        write_json(folder / "inputs.json", {"sizes": sizes, "blank": blank,
-                                            "duplicates": duplicates, "rejects": rejects})
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".unify-") as tmp:
+            keep, duplicates = None, 0
+            if unify:
+                missing = [str(d) for d in dirs if not (d / "hashes.npy").exists()]
+                assert not missing, f"scans without hashes under unify: {missing}"
+                keep, duplicates = first_occurrences([d / "hashes.npy" for d in dirs],
+                                                     Path(tmp))
+            _write_kept(folder / "kept.npy", dirs, sizes, keep, duplicates)
+            del keep  # the memory map, before its folder goes
+        write_json(folder / "inputs.json", {
+            "sizes": sizes, "blank": sum(int(i["blank"]) for i in infos),
+            "duplicates": duplicates,
+            "rejects": [[s, line, why] for s, info in enumerate(infos)
+                        for line, why in info["rejects"]]})
 
     def load(folder: Path) -> SideInputs:
         info = json.loads((folder / "inputs.json").read_text())
         return SideInputs(shards=list(shards), sizes=[int(x) for x in info["sizes"]],
-                          kept=np.load(folder / "kept.npy").astype(np.int64), metas=metas,
+                          kept=load_ids(folder / "kept.npy"), metas=metas,
                           rejects=[Reject(role, shards[s], int(line), str(why))
                                    for s, line, why in info["rejects"]],
                           blank=int(info["blank"]), duplicates=int(info["duplicates"]))
 
     inputs, _ = run_stage(stage, work, compute, load)
     return inputs
+
+
+#: id maps of at least this many bytes are memory-mapped rather than read
+MMAP_BYTES = 1 << 20
+
+
+def load_ids(path: Path) -> np.ndarray:
+    """An int64 id map (.npy): memory-mapped read-only when large, else read."""
+    ids = np.load(path, mmap_mode="r")
+    if ids.dtype != np.int64:
+        return ids.astype(np.int64)
+    return ids if ids.nbytes >= MMAP_BYTES else np.array(ids)
+
+
+def _write_kept(path: Path, scans: list[Path], sizes: list[int], keep: Any, duplicates: int
+                ) -> None:
+    """kept.npy: each scan's rows (where ``keep``, rows of all scans in order, says so) as
+    global ids, written in place one shard at a time."""
+    counts = [int(np.load(d / "rows.npy", mmap_mode="r").shape[0]) for d in scans]
+    out = open_memmap(path, mode="w+", dtype=np.int64, shape=(sum(counts) - duplicates,))
+    at = row = offset = 0
+    for d, n, size in zip(scans, counts, sizes):
+        rows = np.load(d / "rows.npy")
+        if keep is not None:
+            rows = rows[keep[row:row + n]]
+        out[at:at + len(rows)] = offset + rows
+        at, row, offset = at + len(rows), row + n, offset + size
+    assert at == len(out)
+    out.flush()
+    del out
 
 
 def scan_side(cfg: RunConfig, work: Path, side: Any) -> None:
