@@ -50,16 +50,19 @@ def discover(side_cfg: SideConfig) -> tuple[list[str], list[str] | None, str | N
     """
     d = side_cfg.data
     where = f"lang_configs.{side_cfg.name}"
-    shards = find_shards(side_cfg.name, d.data_shard_dir, d.shard_list, d.shard_glob, d.bname,
-                         d.shard_type, where)
+    # stopes' sharded_langs: the sub-languages' files one after the other
+    names = list(side_cfg.subsets) or [side_cfg.name]
+    shards = [s for n in names for s in find_shards(n, d.data_shard_dir, d.shard_list,
+                                                    d.shard_glob, d.bname, d.shard_type, where)]
     metas = None
     if d.meta_glob:
-        metas = glob_sorted(d.meta_glob, side_cfg.name) or None
+        metas = [m for n in names for m in glob_sorted(d.meta_glob, n)] or None
         if metas is None:  # as stopes: no meta files, bimeta without meta columns
             log.warning("%s.data.meta_glob: no file matches %r: bimeta holds no meta lines",
                         where, d.meta_glob.replace("{lang}", side_cfg.name))
     nl = None
-    if d.nl_file_template and d.data_shard_dir and side_cfg.segment is None:
+    if d.nl_file_template and d.data_shard_dir and side_cfg.segment is None and \
+            not side_cfg.subsets:  # sub-languages' .nl files: lines are counted instead
         nl = str(Path(d.data_shard_dir) / d.nl_file_template.replace("{lang}", side_cfg.name))
     return shards, metas, nl
 
