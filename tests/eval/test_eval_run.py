@@ -152,11 +152,38 @@ def test_at_uses_the_curve_points() -> None:
     gold = np.array([[0, 0], [1, 1]])
     curve = pr_curve(s, a, b, gold)
     r = EvalResult("x", "bitext", Gold("ids", gold, "g"), None, Scores(4, 2, 2), curve,
-                   (0.65, Scores(3, 2, 2)), "bitext rows")
+                   (0.65, Scores(3, 2, 2)), "bitext rows", float32=False)
     assert r.at(1.0) == Scores(0, 2, 0)
     assert r.at(0.9) == Scores(1, 2, 1) and r.at(0.85) == Scores(1, 2, 1)
     assert r.at(0.8) == Scores(3, 2, 2) and r.at(0.65) == Scores(3, 2, 2)
     assert r.at(0.5) == r.at(-3) == Scores(4, 2, 2)
+
+
+def test_thresholds_compare_in_float32_as_the_pipeline_does() -> None:
+    """Runs keep float32 scores, and numpy compares them with mine_threshold in float32: a
+    score equal to float32(1.1) is kept at threshold 1.1 (though below 1.1 in float64), and
+    the best threshold between adjacent float32 scores is the upper one, not a midpoint that
+    rounds onto the lower."""
+    from speechmine.eval import best_threshold, pr_curve
+    from speechmine.eval.gold import Gold
+    from speechmine.eval.run import EvalResult
+    from speechmine.select import select_pairs
+
+    hi = np.float32(1.1)
+    lo = np.nextafter(hi, np.float32(0))
+    s32 = np.array([2.0, hi, lo], dtype=np.float32)
+    # the pipeline's own selection at 1.1: the row scoring float32(1.1) is in
+    al = select_pairs(s32, np.arange(3), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                      "fwd", threshold=1.1)
+    assert al.src.tolist() == [0, 1]
+    gold = np.array([[0, 0], [1, 1]])
+    curve = pr_curve(s32, np.arange(3), np.arange(3), gold)
+    t, best = best_threshold(curve)
+    assert t == float(hi) and best == Scores(2, 2, 2)  # no midpoint survives float32
+    assert (s32 >= t).tolist() == [True, True, False]
+    r = EvalResult("x", "run", Gold("ids", gold, "g"), 1.1, Scores(2, 2, 2), curve,
+                   (t, best), "candidates")
+    assert r.at(1.1) == Scores(2, 2, 2) and r.at(t) == best
 
 
 # ------------------------------------------------------------------------------ errors

@@ -165,3 +165,50 @@ def test_best_threshold_matches_brute_force(seed: int):
     assert t not in distinct[:-1]
     higher = [x for x in cands if x > t and _brute(rows, gold, x)[2] == pytest.approx(best_f1)]
     assert not [x for x in higher if _brute(rows, gold, x)[:2] != (m, c)]
+
+
+# ------------------------------------------------------------------------------ more by hand
+
+def test_pair_in_both_directions_tied_with_others() -> None:
+    # (0, 0) mined twice (0.9 one way, 0.7 the other), tied at 0.7 with a right and a wrong
+    # pair; gold (4, 4) is never mined
+    rows = _arrays([(0.9, 0, 0), (0.7, 0, 0), (0.7, 1, 1), (0.7, 2, 5), (0.4, 3, 3)])
+    c = pr_curve(*rows, GOLD)
+    assert c.thresholds.tolist() == [0.9, 0.7, 0.4]
+    assert c.mined.tolist() == [1, 3, 4] and c.correct.tolist() == [1, 2, 3]
+    np.testing.assert_allclose(c.precision, [1, 2 / 3, 3 / 4])
+    np.testing.assert_allclose(c.recall, [1 / 4, 2 / 4, 3 / 4])
+    np.testing.assert_allclose(c.f1, [2 / 5, 4 / 7, 3 / 4])
+    assert best_threshold(c) == (0.4, Scores(mined=4, gold=4, correct=3))
+    # at 0.7 both tied pairs come in together, and (0, 0) is one pair
+    assert scores_at(*rows, GOLD, 0.7) == Scores(mined=3, gold=4, correct=2)
+
+
+def test_best_at_the_top_is_placed_midway_below_it() -> None:
+    rows = _arrays([(0.9, 0, 0), (0.5, 1, 2), (0.3, 2, 1)])
+    c = pr_curve(*rows, np.array([[0, 0]]))
+    np.testing.assert_allclose(c.f1, [1, 2 / 3, 1 / 2])
+    t, s = best_threshold(c)
+    assert t == pytest.approx(0.7) and s == Scores(mined=1, gold=1, correct=1)
+
+
+def test_tie_at_the_top() -> None:
+    rows = _arrays([(2.0, 0, 0), (2.0, 7, 7), (1.0, 1, 1)])
+    c = pr_curve(*rows, np.array([[0, 0], [1, 1]]))
+    assert c.mined.tolist() == [2, 3] and c.correct.tolist() == [1, 2]
+    np.testing.assert_allclose(c.f1, [1 / 2, 4 / 5])
+    assert best_threshold(c) == (1.0, Scores(mined=3, gold=2, correct=2))
+
+
+def test_text_keys_make_duplicate_texts_one_pair() -> None:
+    """A gold of sentence pairs: two mined pairs with the same texts (other ids) are one
+    pair, and a gold pair given twice (whitespace aside) is one gold pair."""
+    from speechmine.eval import text_keys
+
+    src = text_keys(["the cat", "the  cat", "a dog"])
+    tgt = text_keys(["le chat", "le chat", "un chien"])
+    gold = np.stack([text_keys(["the cat", "the cat ", "a bird"]),
+                     text_keys(["le chat", "le  chat", "un oiseau"])], axis=1)
+    assert score_pairs(src, tgt, gold) == Scores(mined=2, gold=2, correct=1)
+    c = pr_curve(np.array([0.9, 0.8, 0.5]), src, tgt, gold)
+    assert c.thresholds.tolist() == [0.9, 0.5] and c.correct.tolist() == [1, 1]

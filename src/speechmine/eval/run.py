@@ -67,10 +67,16 @@ class EvalResult:
     swept: str
     rule: dict[str, Any] | None = None
     notes: tuple[str, ...] = field(default=())
+    #: the scores are float32 (a run's): a threshold compares as the pipeline compares it,
+    #: rounded to float32 (numpy compares a float32 array with a Python float in float32)
+    float32: bool = True
 
     def at(self, threshold: float) -> Scores:
-        """The swept pairs scoring ``≥ threshold`` against the gold (one point of the curve,
-        found by bisection: thresholds decrease along the curve)."""
+        """The swept pairs scoring ``≥ threshold`` against the gold: what a run with
+        ``mine_threshold=threshold`` writes (one point of the curve, found by bisection:
+        thresholds decrease along the curve)."""
+        if self.float32:
+            threshold = float(np.float32(threshold))
         t = self.curve.thresholds
         i = int(np.searchsorted(-t, -threshold, side="right")) - 1
         if i < 0:
@@ -296,7 +302,7 @@ def evaluate_bitext(path: str | Path, gold: str | Path | Gold, gold_format: str 
     curve = pr_curve(scores, a, b, g.pairs)
     return EvalResult(source=str(p), kind="bitext", gold=g, threshold=None,
                       at_threshold=score_pairs(a, b, g.pairs), curve=curve,
-                      best=best_threshold(curve), swept="bitext rows",
+                      best=best_threshold(curve), swept="bitext rows", float32=False,
                       notes=("a bitext holds the pairs of one threshold: the curve covers "
                              "its rows only (give the run folder to sweep every candidate)",))
 

@@ -9,7 +9,8 @@ gold is a ``(g, 2)`` int64 array of the same kind. As in the BUCC shared task:
 * at threshold ``t`` the mined set is every pair with score ``≥ t``; precision = correct /
   mined, recall = correct / gold, F1 their harmonic mean (0 when both are 0);
 * the best threshold is the one of highest F1, placed midway between the lowest score it
-  keeps and the next lower score (BUCC's optimisation), so it does not sit on a data point.
+  keeps and the next lower score (BUCC's optimisation), so it does not sit on a data point
+  (unless the two are adjacent float32 values: then the lowest score itself).
   Tied scores cannot be separated: the curve has one point per distinct score.
 """
 
@@ -169,6 +170,9 @@ def best_threshold(curve: PRCurve) -> tuple[float, Scores]:
     if i + 1 < curve.thresholds.size:
         lower = float(curve.thresholds[i + 1])
         mid = (t + lower) / 2
-        # adjacent doubles: the midpoint may round onto the lower score, which would keep it
-        t = mid if mid > lower else t
+        # adjacent values: the midpoint may round onto the lower score, which would keep it;
+        # in float64, and in float32, where runs keep their scores and numpy compares a
+        # float32 array with a Python float (mine_threshold) in float32
+        if mid > lower and np.float32(mid) > np.float32(lower):
+            t = mid
     return t, curve.at(i)
