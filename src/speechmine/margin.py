@@ -111,12 +111,7 @@ def score_candidates(fwd: Neighbours, bwd: Neighbours, mine: Any) -> tuple[np.nd
     stopes = bool(getattr(mine, "fp16_distances", False))
     if stopes:
         fwd, bwd = stopes_fp16(fwd), stopes_fp16(bwd)
-    if mine.margin_norm == "last":
-        mean_x, mean_y = _kth_valid(fwd, mine.k_mean), _kth_valid(bwd, mine.k_mean)
-    elif stopes and mine.k_mean is None:
-        mean_x, mean_y = _float32_mean(fwd), _float32_mean(bwd)
-    else:
-        mean_x, mean_y = neighbourhood_mean(fwd, mine.k_mean), neighbourhood_mean(bwd, mine.k_mean)
+    mean_x, mean_y = neighbourhood_means(fwd, bwd, mine)
     fs = margin_scores(fwd, mean_x, mean_y, mine.margin)
     bs = margin_scores(bwd, mean_y, mean_x, mine.margin)
     if stopes and mine.candidate == "nearest":
@@ -124,6 +119,20 @@ def score_candidates(fwd: Neighbours, bwd: Neighbours, mine: Any) -> tuple[np.nd
     f_score, f_tgt = pick_candidates(fwd, fs, mine.candidate)
     b_score, b_src = pick_candidates(bwd, bs, mine.candidate)
     return f_score, f_tgt, b_score, b_src
+
+
+def neighbourhood_means(fwd: Neighbours, bwd: Neighbours, mine: Any
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The neighbourhood terms of ``mine``'s margin: ``(mean_x (n,), mean_y (m,))`` float32,
+    from the sources' neighbours among the targets (``fwd``) and back (``bwd``): the mean of
+    the ``k_mean`` nearest (all k when None), or with ``margin_norm: last`` the k-th one;
+    with ``fp16_distances`` (neighbours already rounded by :func:`stopes_fp16`) and all k,
+    stopes' float32 mean."""
+    if mine.margin_norm == "last":
+        return _kth_valid(fwd, mine.k_mean), _kth_valid(bwd, mine.k_mean)
+    if getattr(mine, "fp16_distances", False) and mine.k_mean is None:
+        return _float32_mean(fwd), _float32_mean(bwd)
+    return neighbourhood_mean(fwd, mine.k_mean), neighbourhood_mean(bwd, mine.k_mean)
 
 
 def _float32_mean(nb: Neighbours) -> np.ndarray:

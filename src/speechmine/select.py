@@ -137,7 +137,12 @@ def mine_candidates(fwd: Neighbours, bwd: Neighbours, mine: Any
     ``(fwd_score (n,), fwd_tgt (n,), bwd_score (m,), bwd_src (m,))`` (what evaluation below
     the run's threshold needs, without mining again)."""
     cands = score_candidates(fwd, bwd, mine)
+    return select_candidates(cands, mine), cands
+
+
+def select_candidates(cands: tuple[np.ndarray, ...], mine: Any) -> Alignment:
+    """The pairs ``mine``'s retrieval rule and threshold window keep of every query's scored
+    candidate ``(fwd_score, fwd_tgt, bwd_score, bwd_src)`` (as :func:`select_pairs`)."""
     mx = mine.max_score if mine.max_score is not None else np.inf
-    al = select_pairs(*cands, mine.retrieval, threshold=mine.threshold, max_score=mx,
-                      dedup=mine.dedup)
-    return al, cands
+    return select_pairs(*cands, mine.retrieval, threshold=mine.threshold, max_score=mx,
+                        dedup=mine.dedup)
