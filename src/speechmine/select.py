@@ -143,6 +143,7 @@ def mine_candidates(fwd: Neighbours, bwd: Neighbours, mine: Any
 def select_candidates(cands: tuple[np.ndarray, ...], mine: Any) -> Alignment:
     """The pairs ``mine``'s retrieval rule and threshold window keep of every query's scored
     candidate ``(fwd_score, fwd_tgt, bwd_score, bwd_src)`` (as :func:`select_pairs`)."""
+    f_score, f_tgt, b_score, b_src = cands
     mx = mine.max_score if mine.max_score is not None else np.inf
-    return select_pairs(*cands, mine.retrieval, threshold=mine.threshold, max_score=mx,
-                        dedup=mine.dedup)
+    return select_pairs(f_score, f_tgt, b_score, b_src, mine.retrieval,
+                        threshold=mine.threshold, max_score=mx, dedup=mine.dedup)
