@@ -93,7 +93,7 @@ class Ledger:
         path.parent.mkdir(parents=True, exist_ok=True)
         entry = {"stage": job.stage, "key": job.key, "label": job.label,
                  "executor": self.executor, "state": state, "time": time.time(), **info}
-        write_json(path, entry)
+        write_json(path, entry, durable=False)  # advisory, written 3 times per job
 
     def read(self, stage: str, key: str) -> dict[str, Any] | None:
         try:

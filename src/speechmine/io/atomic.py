@@ -52,27 +52,31 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path; on success it is fsynced and renamed to ``path``."""
+def atomic_path(path: str | os.PathLike[str], durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path; on success it is fsynced and renamed to ``path``
+    (``durable=False``: renamed without fsync — all or nothing, but a power cut may lose
+    it; for bookkeeping written thousands of times, such as the job ledger)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_name(path)
     try:
         yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
-        fsync_dir(path.parent)
+        if durable:
+            fsync_dir(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w", gz: bool = False
-                ) -> Iterator[IO[Any]]:
+def atomic_open(path: str | os.PathLike[str], mode: str = "w", gz: bool = False,
+                durable: bool = True) -> Iterator[IO[Any]]:
     """Open a temporary file for writing (text or binary; gzip with mtime 0 when ``gz``)."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable) as tmp:
         if gz:
             # mtime=0 and no file name in the header: same content, same bytes
             with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
@@ -117,9 +121,9 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_json(path: str | os.PathLike[str], obj: Any) -> None:
-    """Atomically write ``obj`` as indented, key-sorted JSON."""
-    with atomic_open(path) as fh:
+def write_json(path: str | os.PathLike[str], obj: Any, durable: bool = True) -> None:
+    """Atomically write ``obj`` as indented, key-sorted JSON (see :func:`atomic_path`)."""
+    with atomic_open(path, durable=durable) as fh:
         json.dump(obj, fh, indent=2, sort_keys=True)
         fh.write("\n")
 
