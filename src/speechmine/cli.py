@@ -19,6 +19,15 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stderr)
+    # basicConfig does nothing when tqdm's log redirect (_FriendlyErrors) already put its
+    # handler on the root logger: set the level and the format on that handler here
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in root.handlers:
+        if handler.formatter is None:
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: "
+                                                   "%(message)s", "%H:%M:%S"))
+    logging.getLogger("faiss.loader").setLevel(max(level, logging.WARNING))  # CPU probing
     # faster-whisper logs every segment at INFO: keep the demo's output readable
     logging.getLogger("faster_whisper").setLevel(max(level, logging.WARNING))
 
@@ -400,6 +409,9 @@ from .eval.cli import eval_command, xsim_command  # noqa: E402  (each command in
 main.add_command(eval_command)
 main.add_command(xsim_command)
 
+from .tune.cli import tune as _tune  # noqa: E402  (each command in its own module)
+
+main.add_command(_tune)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

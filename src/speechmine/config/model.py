@@ -97,6 +97,10 @@ class EncoderConfig:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    #: the config names no encoder for this side: speechmine chooses one by language
+    #: (:mod:`speechmine.config.defaults`)
+    by_default: bool = transient(False, why="bookkeeping: the choice is the name and options",
+                                 compare=False)
 
 
 @dataclass(frozen=True)

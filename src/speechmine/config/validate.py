@@ -7,6 +7,7 @@ import dataclasses
 import difflib
 import inspect
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -286,8 +287,9 @@ def encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
             raise err(f"{where}{block_key}.{key}", "unknown key (expected encoder)", source)
     if block.get("preprocess"):
         ignored.append(f"{block_key}.preprocess (speechmine embeds raw lines)")
-    if not enc_raw:
-        return EncoderConfig(name=DEFAULT_ENCODER["speech" if shard_type == "speech" else "text"])
+    if not enc_raw:  # chosen by language once both sides are known (config.defaults)
+        return EncoderConfig(name=DEFAULT_ENCODER["speech" if shard_type == "speech" else "text"],
+                             by_default=True)
     if isinstance(enc_raw, str):
         enc_raw = {"_target_": enc_raw}
     enc_raw = as_mapping(enc_raw, f"{where}{block_key}.encoder", source, " (or a name)")
@@ -343,19 +345,30 @@ def encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
 THRESHOLD_FLOOR = {"ratio": 0.0, "distance": -2.0, "absolute": -1.0}
 
 
-def mine(raw: dict[str, Any], source: str, ignored: list[str]) -> MineConfig:
-    """The ``mine`` block (with ``preset``), stopes' ``mine_indexes`` and ``mine_threshold``."""
+def mine(raw: dict[str, Any], source: str, ignored: list[str],
+         encoders_used: Sequence[EncoderConfig] = (), notes: list[str] | None = None
+         ) -> MineConfig:
+    """The ``mine`` block (with ``preset``), stopes' ``mine_indexes`` and ``mine_threshold``.
+
+    Without a threshold from any of these, the one ``encoders_used`` (the sides' encoders)
+    are calibrated for, else the fallback (:func:`.defaults.resolve_threshold`; which one,
+    and why, goes to ``notes``)."""
+    from .defaults import resolve_threshold
+
     m = as_mapping(raw.get("mine"), "mine", source,
                    " (a preset goes under mine.preset, e.g. mine.preset=laser)")
     preset = m.pop("preset", None)
     values: dict[str, Any] = {}
+    origin = None  # who set the threshold (for the log)
     if preset is not None:
         if preset not in MINE_PRESETS:
             raise err("mine.preset", f"unknown preset {preset!r}; choose {sorted(MINE_PRESETS)}",
                       source)
         values.update(MINE_PRESETS[preset])
+        origin = f"mine.preset {preset}"
     if "mine_threshold" in raw:
         values["threshold"] = raw["mine_threshold"]
+        origin = _setter("mine_threshold", source)
     try:
         block = stopes_mine_values(raw, ignored)
     except StopesKeyError as exc:
@@ -364,7 +377,11 @@ def mine(raw: dict[str, Any], source: str, ignored: list[str]) -> MineConfig:
         values.update(block)  # stopes' blocks, read as stopes reads them
     elif "threshold" in block:  # another tool's rule, at the threshold the blocks give
         values["threshold"] = block["threshold"]
+    if "threshold" in block and block["threshold"] != raw.get("mine_threshold"):
+        origin = f"stopes' mining blocks in {source}"
     values.update(m)
+    if "threshold" in m:
+        origin = _setter("mine.threshold", source)
     fields = {f.name for f in dataclasses.fields(MineConfig)}
     for key in [k for k in values if k not in fields]:
         unknown("mine." + key, fields | {"preset"}, source)
@@ -388,6 +405,7 @@ def mine(raw: dict[str, Any], source: str, ignored: list[str]) -> MineConfig:
         if getattr(out, key) not in allowed:
             raise err(w + key, f"{getattr(out, key)!r} is not one of {', '.join(allowed)}",
                       source)
+    out = resolve_threshold(out, set(values), origin, encoders_used, notes)
     low = THRESHOLD_FLOOR[out.margin]
     if out.threshold < low:
         raise err("mine_threshold/mine.threshold", f"{out.threshold:g} is below {low:g}, the "
@@ -399,6 +417,12 @@ def mine(raw: dict[str, Any], source: str, ignored: list[str]) -> MineConfig:
         raise err(w + "max_score", f"threshold window [{out.threshold}, {out.max_score}] is "
                   "empty: max_score must be ≥ mine_threshold", source)
     return out
+
+
+def _setter(key: str, source: str) -> str:
+    """Who set ``key``, for the log: ``key in FILE`` or the command line's ``key=value``."""
+    who = source.blame(key) if isinstance(source, Source) else str(source)
+    return who if who.startswith("command line") else f"{key} in {who}"
 
 
 def check_factory(factory: str, where: str, source: str, dim: int | None = None) -> None:

@@ -24,9 +24,12 @@ import re
 import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .calibration import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +387,14 @@ class Encoder(abc.ABC):
     #: Inclusive lower bounds of numeric options (merged along the MRO): a count of 0 would
     #: hang or make no sense.
     OPTION_MIN: ClassVar[Mapping[str, float]] = {"batch_size": 1}
+    #: Languages it covers, codes in any form (``en``, ``eng``, ``eng_Latn``); None: not
+    #: declared. Read by the choice of an encoder by language (:mod:`.choice`); a class
+    #: whose coverage depends on its options defines ``languages_for(options)`` instead.
+    LANGS: ClassVar[frozenset[str] | None] = None
+    #: The threshold measured for it (:class:`.calibration.Calibration`), used when a config
+    #: sets none; None: not calibrated (the fallback, with a warning). A class whose
+    #: calibration depends on its options defines ``calibration_for(options)`` instead.
+    CALIBRATION: ClassVar[Calibration | None] = None
 
     #: Text: characters of one item that are embedded (the rest is dropped and counted).
     max_chars: int | None = DEFAULT_MAX_CHARS

@@ -274,6 +274,20 @@ class CascadeSpeechEncoder(Encoder):
     #: own in its nested identity
     PACKAGES = ("numpy",)
     max_seconds = CASCADE_MAX_SECONDS
+    #: English speech only (for the choice of an encoder by language)
+    LANGS = frozenset({"en"})
+
+    @classmethod
+    def calibration_for(cls, options: Mapping[str, Any]) -> Any:
+        """The text encoder's calibration: transcripts are embedded in its space. (Not
+        measured on speech: no speech dev set is bundled; ASR errors lower the scores of
+        true pairs a little, so the text threshold is on the strict side.)"""
+        from .calibration import calibration_of
+
+        text_encoder = options.get("text_encoder", DEFAULT_TEXT_ENCODER)
+        if isinstance(text_encoder, Encoder):
+            return calibration_of(type(text_encoder))
+        return calibration_of(text_encoder, options.get("text_options") or {})
 
     def __init__(
         self,

