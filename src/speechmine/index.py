@@ -63,6 +63,7 @@ def train_index(factory: str, sample: np.ndarray, seed: int) -> faiss.Index:
     dim = sample.shape[1]
     index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     ivf = faiss.try_extract_index_ivf(index)
+    _no_polysemous_training(index)
     if ivf is not None:
         ivf.cp.seed = seed
         if len(sample) < ivf.nlist:
@@ -71,6 +72,20 @@ def train_index(factory: str, sample: np.ndarray, seed: int) -> faiss.Index:
     log.info("training %s on %d vectors", factory, len(sample))
     index.train(np.ascontiguousarray(sample, dtype=np.float32))
     return index
+
+
+def _no_polysemous_training(index: faiss.Index) -> None:
+    """Switch off the polysemous training ``index_factory`` turns on for PQ codes: it only
+    permutes the centroids so that Hamming distances between codes mean something (for
+    polysemous filtering, which speechmine does not use) and costs far more than the PQ
+    training itself — 58 s instead of 0.5 s for IVF8,PQ16 on 1,500 × 64 here. Distances, and
+    so neighbours, are the same either way."""
+    for sub in (faiss.try_extract_index_ivf(index), index):
+        if sub is None:
+            continue
+        sub = faiss.downcast_index(sub)
+        if hasattr(sub, "do_polysemous_training"):
+            sub.do_polysemous_training = False
 
 
 def populate(trained: faiss.Index, vectors: np.ndarray, first_id: int, chunk: int = 65536

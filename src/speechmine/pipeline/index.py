@@ -31,7 +31,7 @@ from .stage import Stage, kill_point, run_stage
 
 log = logging.getLogger(__name__)
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3  # 3: no polysemous training (other code bytes)
 INDEX_FILE = "index.faiss"
 TRAINED_FILE = "trained.faiss"
 PART_FILE = "part.faiss"
