@@ -404,11 +404,13 @@ def list_encoders() -> None:
 from .export.cli import export as _export  # noqa: E402  (each command in its own module)
 
 main.add_command(_export)
+from .report.cli import report as _report  # noqa: E402  (each command in its own module)
+
+main.add_command(_report)
 from .eval.cli import eval_command, xsim_command  # noqa: E402  (each command in its own module)
 
 main.add_command(eval_command)
 main.add_command(xsim_command)
-
 from .tune.cli import tune as _tune  # noqa: E402  (each command in its own module)
 
 main.add_command(_tune)
