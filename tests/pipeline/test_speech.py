@@ -230,8 +230,10 @@ def test_rerun_after_kill_during_speech_embedding_redoes_only_unfinished(tmp_pat
     sides = {"enA": speech_side(str(tmp_path / "a.*.tsv")),
              "frA": speech_side(str(tmp_path / "b.tsv"))}
     p = preset(tmp_path, sides, "enA", "frA")
-    # a child killed while writing the second shard's embeddings (one shard is done)
-    proc = subprocess.run([sys.executable, "-m", "speechmine.cli", "-q", "mine", str(p)],
+    # a child killed while writing the second shard's embeddings (one shard is done); one
+    # worker, so that the shards are embedded one after the other and "second" is defined
+    proc = subprocess.run([sys.executable, "-m", "speechmine.cli", "-q", "mine", str(p),
+                           "launcher.workers=1"],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "SPEECHMINE_KILL_AT": "embed:2"})
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
