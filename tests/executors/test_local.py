@@ -33,9 +33,13 @@ class CrashOnce(ToyEncoder):
 
     def encode_batch(self, items: Sequence[str]) -> np.ndarray:
         flag = Path(os.environ[FLAG_DIR]) / "crashed"
-        if not flag.exists():
-            flag.write_text(str(os.getpid()))
-            os.kill(os.getpid(), signal.SIGKILL)
+        try:  # O_EXCL: of two workers encoding at once, exactly one is first
+            fd = os.open(flag, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            return super().encode_batch(items)
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        os.kill(os.getpid(), signal.SIGKILL)
         return super().encode_batch(items)
 
 
@@ -258,3 +262,29 @@ def test_job_failed_is_an_expected_error() -> None:
     from speechmine.errors import user_message
 
     assert user_message(JobFailed("job x failed")) == "job x failed"
+
+
+def test_plugins_travel_by_reference_with_the_driver_path(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SLURM task is a fresh interpreter: the driver's sys.path comes along, an encoder that
+    still cannot be imported there is named only when a job asks for it."""
+    import sys
+
+    from speechmine.executors.base import Plugins, plugin_encoders
+
+    (tmp_path / "far_plugin.py").write_text(
+        "from speechmine.encoders.toy import ToyEncoder\n"
+        "class Far(ToyEncoder):\n"
+        "    name = 'test_far'\n")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+    monkeypatch.setattr(encoders, "_registered", {})
+    monkeypatch.setattr(encoders, "_unavailable", {})
+    Plugins({"test_far": "far_plugin:Far", "test_gone": "no_such_module_here:Gone"},
+            (str(tmp_path),)).install()
+    assert encoders.resolve("test_far").__module__ == "far_plugin"
+    with pytest.raises(encoders.EncoderError, match="test_gone.*cannot be imported.*No module"):
+        encoders.resolve("test_gone")
+    sent = plugin_encoders()
+    assert sent.refs == {"test_far": "far_plugin:Far"}  # built-ins are not sent
+    assert str(tmp_path) in sent.sys_path
+    monkeypatch.delitem(sys.modules, "far_plugin")

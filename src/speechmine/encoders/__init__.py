@@ -67,6 +67,8 @@ STOPES_ALIASES: dict[str, str] = {
 }
 
 _registered: dict[str, type[Encoder]] = {}
+# encoders the driver registered that this worker could not import: name -> why
+_unavailable: dict[str, str] = {}
 
 
 def register(cls: type[Encoder]) -> type[Encoder]:
@@ -114,6 +116,11 @@ def resolve(name: str) -> type[Encoder]:
             f"{name} is a stopes encoder speechmine does not implement; of stopes' encoders "
             f"it runs {mapped}; its own: {', '.join(n for n in known_names() if '.' not in n)}"
             " (or register yours via the 'speechmine.encoders' entry-point group)")
+    if key in _unavailable:
+        raise EncoderError(
+            f"encoder {name!r} was registered in the driver process but cannot be imported in "
+            f"this worker ({_unavailable[key]}): put its module where every node's Python finds "
+            "it (an installed package, or PYTHONPATH), or run with launcher.cluster=debug")
     raise EncoderError(
         f"unknown encoder {name!r}; known: {', '.join(known_names())} "
         "(third-party encoders register via the 'speechmine.encoders' entry-point group)"

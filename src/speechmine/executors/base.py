@@ -198,17 +198,59 @@ class Attempts:
         return self.count.get(i, 0) <= self.max_retries
 
 
-def plugin_encoders() -> dict[str, Any]:
-    """Encoders registered in this process (``speechmine.encoders.register``), checked to
-    travel to another process (by reference: their class must be importable by its module
-    name there), so that a worker or a SLURM task can register them too."""
+@dataclass(frozen=True)
+class Plugins:
+    """Encoders registered in the driver (``speechmine.encoders.register``), sent to workers
+    and SLURM tasks by reference.
+
+    ``refs``: registry name -> ``"module:qualname"``; ``sys_path``: the driver's ``sys.path``,
+    appended to the worker's, since a SLURM task starts a fresh interpreter that does not
+    see folders the driver added at run time (a script's folder, pytest's rootdir). Only the
+    encoders a job uses must import there: one that does not is remembered with the reason
+    and named if a job asks for it.
+    """
+
+    refs: dict[str, str]
+    sys_path: tuple[str, ...] = ()
+
+    def install(self) -> None:
+        """Register every encoder of ``refs`` in this process."""
+        import importlib
+        import sys
+
+        from .. import encoders
+
+        for entry in self.sys_path:
+            if entry not in sys.path:
+                sys.path.append(entry)
+        for name, ref in self.refs.items():
+            if name in encoders._registered:
+                continue
+            module, _, qualname = ref.partition(":")
+            try:
+                obj: Any = importlib.import_module(module)
+                for part in qualname.split("."):
+                    obj = getattr(obj, part)
+            except Exception as exc:
+                encoders._unavailable[name] = f"{ref}: {type(exc).__name__}: {exc}"
+                continue
+            encoders._registered[name] = obj
+
+
+def plugin_encoders() -> Plugins:
+    """Encoders registered in this process that do not ship with speechmine, as
+    :class:`Plugins`, each checked to be importable by reference (a class defined inside a
+    function is not), so that a worker or a SLURM task can register them too."""
     import pickle
+    import sys
 
     from .. import encoders
     from ..encoders import EncoderError
 
-    out = dict(encoders._registered)
-    for name, cls in out.items():
+    refs: dict[str, str] = {}
+    for name, cls in encoders._registered.items():
+        if cls.__module__.split(".")[0] == "speechmine":
+            continue  # built in: every worker resolves it by itself
         try:
             pickle.dumps(cls)
         except Exception as exc:
@@ -217,4 +259,5 @@ def plugin_encoders() -> dict[str, Any]:
                 f"processes cannot import it ({type(exc).__name__}: {exc}): define it in an "
                 "importable module (or register it through the 'speechmine.encoders' "
                 "entry-point group), or run with launcher.cluster=debug") from None
-    return out
+        refs[name] = f"{cls.__module__}:{cls.__qualname__}"
+    return Plugins(refs, tuple(p for p in sys.path if p))

@@ -35,6 +35,7 @@ from .base import (
     Attempts,
     Job,
     Ledger,
+    Plugins,
     failure,
     log_path,
     plugin_encoders,
@@ -125,14 +126,12 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_main(conn: Connection, ledger_root: str, plugins: dict[str, Any],
+def _worker_main(conn: Connection, ledger_root: str, plugins: Plugins,
                  parent: int) -> None:
     """A worker: run the jobs the driver sends until it sends None. ``plugins``: encoders
     registered in the driver's process (``speechmine.encoders.register``), by reference."""
-    from .. import encoders
-
     _die_with(parent)
-    encoders._registered.update(plugins)
+    plugins.install()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C and stops us
     ledger = Ledger(Path(ledger_root), "local")
     progress.set_sink(lambda dn, dtotal: conn.send(("progress", dn, dtotal)))
@@ -175,7 +174,7 @@ def _portable(exc: BaseException) -> BaseException:
 
 class _Worker:
     def __init__(self, ctx: Any, ledger_root: str, env: dict[str, str],
-                 plugins: dict[str, Any]) -> None:
+                 plugins: Plugins) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main,
                                 args=(child, ledger_root, plugins, os.getpid()), daemon=True)
@@ -291,7 +290,8 @@ class LocalExecutor:
             if dtotal:
                 totals["total"] += dtotal
                 bar.total = totals["total"]
-                bar.refresh() if hasattr(bar, "refresh") else None
+                if hasattr(bar, "refresh"):  # tqdm redraws with the new total
+                    bar.refresh()
             if dn:
                 bar.update(dn)
             return False

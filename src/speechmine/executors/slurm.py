@@ -26,7 +26,16 @@ from typing import Any
 
 from .. import progress
 from ..config import LauncherConfig, Resources
-from .base import Attempts, Job, Ledger, failure, plugin_encoders, retryable, run_logged
+from .base import (
+    Attempts,
+    Job,
+    Ledger,
+    Plugins,
+    failure,
+    plugin_encoders,
+    retryable,
+    run_logged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +75,9 @@ class SlurmTask(_Checkpointable):
     out, submitit requeues it with the same arguments (the stage resumes from disk)."""
 
     def __call__(self, job: Job, ledger_root: str, attempt: int,
-                 plugins: dict[str, Any] | None = None) -> Any:
-        from .. import encoders
-
-        encoders._registered.update(plugins or {})  # encoders registered in the driver
+                 plugins: Plugins | None = None) -> Any:
+        if plugins is not None:
+            plugins.install()  # encoders registered in the driver
         where = {"slurm_job_id": os.environ.get("SLURM_JOB_ID"),
                  "slurm_array": f"{os.environ.get('SLURM_ARRAY_JOB_ID')}_"
                                 f"{os.environ.get('SLURM_ARRAY_TASK_ID')}"}
