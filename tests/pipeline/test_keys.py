@@ -31,6 +31,7 @@ from helpers import (
 )
 
 from speechmine.config import (
+    EncoderConfig,
     IndexConfig,
     MineConfig,
     Resources,
@@ -110,7 +111,13 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunConfig]:
     imported = make_config(tmp, corpus.dir, out=tmp / "out4", name="imported", extra={
         "existing_embedding_glob": str(tmp / "emb" / "{lang}.*.npy"),
         "embedding_dimensions": 32})
-    return {"text": text, "speech": speech, "segmented": segmented, "imported": imported}
+    members = [{"_target_": "toy", "dim": 48}, {"_target_": "toy", "noise": 0.3, "weight": 2}]
+    ensemble, concat = (make_config(tmp, corpus.dir, out=tmp / f"out-{fusion}", name=fusion,
+                                    extra={"embed_text": {"encoder": members},
+                                           "mine": {"fusion": fusion}})
+                        for fusion in ("margin_mean", "concat"))
+    return {"text": text, "speech": speech, "segmented": segmented, "imported": imported,
+            "ensemble": ensemble, "concat": concat}
 
 
 #: leaf → (scenario where it is read, the value to flip to). Fields that choose files are
@@ -127,9 +134,14 @@ FLIPS: dict[str, tuple[str, Any]] = {
     "src.encoder.options": ("text", {"dim": 48}), "tgt.encoder.options": ("text", {"noise": 0.3}),
     "src.encoder.by_default": ("text", True), "tgt.encoder.by_default": ("text", True),
     "src.index_type": ("text", "IVF8,Flat"), "tgt.index_type": ("text", "IVF8,Flat"),
+    # encoder ensembles: a member changed, a weight (concat: per side), the fusion rule
+    "src.more_encoders": ("ensemble", (EncoderConfig("toy", {"noise": 0.5}, weight=2),)),
+    "tgt.more_encoders": ("ensemble", (EncoderConfig("toy", {"noise": 0.5}, weight=2),)),
+    "src.encoder.weight": ("concat", 3.0), "tgt.encoder.weight": ("concat", 3.0),
     "src.segment": ("speech", SegmentConfig()), "tgt.segment": ("text", None),
     **{f"src.segment.{f.name}": ("segmented", None) for f in dataclasses.fields(SegmentConfig)},
     **{f"mine.{f.name}": ("text", None) for f in dataclasses.fields(MineConfig)},
+    "mine.fusion": ("ensemble", "concat"),
     **{f"index.{f.name}": ("text", None) for f in dataclasses.fields(IndexConfig)},
     "launcher.cluster": ("text", "slurm"), "launcher.partition": ("text", "gpu"),
     "launcher.timeout_min": ("text", 5), "launcher.log_dir": ("text", "/logs"),

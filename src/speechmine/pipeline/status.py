@@ -21,38 +21,42 @@ from .stage import DONE
 PLAN_FILE = ".speechmine-plan.json"
 
 
-def _entries(p: Any, kp: Any = None) -> list[dict[str, str]]:
+def _entries(p: Any, kps: Any = None) -> list[dict[str, str]]:
     # the logical index stage is never a job: its train/populate/merge children are
     out = [{"label": label, "stage": st.name, "key": st.key}
            for label, st in p.stages().items() if st.name != "index"]
-    for side in (p.src, p.tgt):
+    for side in p.embedded_sides():
         if len(side.parts) > len(side.embed):  # a split side: its parts are the jobs
-            out = [e for e in out if not e["label"].startswith(f"{side.role}.embed.")]
-            out += [{"label": f"{side.role}.embed.{i}", "stage": st.name, "key": st.key}
+            kind = side.embed[0].name
+            out = [e for e in out if not e["label"].startswith(side.label(kind) + ".")]
+            out += [{"label": side.label(kind, i), "stage": st.name, "key": st.key}
                     for i, st in enumerate(side.parts)]
-    if kp is not None and not kp.exact:
-        out = [e for e in out if e["stage"] != "knn"]
-        for role, parts in (("src", kp.fwd), ("tgt", kp.bwd)):
-            out += [{"label": f"{role}.knn.{i}", "stage": j.stage.name, "key": j.stage.key}
+    for (src, tgt, _), kp in zip(p.spaces(), kps or ()):
+        if kp.exact:
+            continue
+        out = [e for e in out if e["label"] != src.prefix + "knn"]
+        for side, parts in ((src, kp.fwd), (tgt, kp.bwd)):
+            out += [{"label": side.label("knn", i), "stage": j.stage.name, "key": j.stage.key}
                     for i, j in enumerate(parts)]
             ip = parts[0].target.index if parts else None
             if ip is not None:
-                into = "tgt" if role == "src" else "src"
-                out += [{"label": f"{into}.index_train", "stage": ip.train.name,
+                into = tgt if side is src else src
+                out += [{"label": into.label("index_train"), "stage": ip.train.name,
                          "key": ip.train.key},
-                        {"label": f"{into}.index_merge", "stage": ip.merged.name,
+                        {"label": into.label("index_merge"), "stage": ip.merged.name,
                          "key": ip.merged.key}]
-                out += [{"label": f"{into}.index_populate.{i}", "stage": "index_populate",
+                out += [{"label": into.label("index_populate", i), "stage": "index_populate",
                          "key": ip.populate(i).key} for i in range(len(ip.parts))]
     return out
 
 
-def write_status_plan(out_dir: Path, p: Any, kp: Any = None) -> None:
-    """Record the run's stages for :func:`read_status` (see module doc)."""
+def write_status_plan(out_dir: Path, p: Any, kps: Any = None) -> None:
+    """Record the run's stages for :func:`read_status` (see module doc); ``kps``: the kNN
+    plan of each of the plan's spaces, once known."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / PLAN_FILE, {"work_dir": str(p.work),
                                      "executor": p.cfg.launcher.cluster,
-                                     "stages": _entries(p, kp)})
+                                     "stages": _entries(p, kps)})
 
 
 def marker_ok(work: Path, stage: str, key: str) -> bool:
