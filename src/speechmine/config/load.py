@@ -150,7 +150,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
                 assert isinstance(cfg, DictConfig)
                 OmegaConf.update(cfg, key.strip().lstrip("+"), "???", force_add=True)
                 continue
-            cfg = OmegaConf.merge(cfg, parsed)
+            try:
+                cfg = OmegaConf.merge(cfg, parsed)
+            except TypeError:  # a list over a mapping or back (an encoder ensemble given
+                # on the command line over a preset's single encoder): the value replaces
+                assert isinstance(cfg, DictConfig)
+                dotted = key.strip().lstrip("+")
+                OmegaConf.update(cfg, dotted, OmegaConf.select(parsed, dotted), merge=False,
+                                 force_add=True)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{source}: {str(exc).splitlines()[0]}") from None
     if not isinstance(cfg, DictConfig):
