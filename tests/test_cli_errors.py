@@ -267,8 +267,11 @@ def test_quiet_hides_progress_bars_and_the_summary_restates_the_rule(tmp_path: P
 def test_ctrl_c_exits_130_and_a_rerun_resumes(tmp_path: Path, corpus: Corpus) -> None:
     slow = _preset(tmp_path, corpus, embed_text={"encoder": {"_target_": "toy", "delay": 0.5,
                                                              "batch_size": 2}})
+    # SIGINT at its default in the child: a shell without job control starts background
+    # commands (``pytest &``) with SIGINT ignored, and Python keeps an ignored SIGINT ignored
     proc = subprocess.Popen([sys.executable, "-m", "speechmine.cli", "mine", str(slow),
-                             "--no-progress"], stderr=subprocess.PIPE, text=True)
+                             "--no-progress"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and not list((tmp_path / "out" / "work").glob("scan/*/DONE.json")):
         time.sleep(0.05)
