@@ -177,14 +177,15 @@ def test_sonar_and_laser_are_not_calibrated() -> None:
 
 def test_a_fused_space_is_looked_up_by_members_and_weights(monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:
-    key = fused_key([("usem3", 1), ("e5", 2)], "margin_mean")
-    assert key == fused_key([("e5", 2.0), ("usem3", 1.0)], "margin_mean") \
-        == "margin_mean(e5*2+usem3*1)"
-    assert fused_calibration([("usem3", 1), ("e5", 2)], "margin_mean") is None
+    key = fused_key([("usem3", 1), ("e5", 3)], "margin_mean")
+    assert key == fused_key([("e5", 3.0), ("usem3", 1.0)], "margin_mean") \
+        == "margin_mean(e5*3+usem3*1)"
+    assert fused_calibration([("usem3", 1), ("e5", 3)], "margin_mean") is None
     cal = Calibration(threshold=1.05)
     monkeypatch.setitem(FUSED_CALIBRATIONS, key, cal)
-    assert fused_calibration([("e5", 2), ("usem3", 1)], "margin_mean") is cal
-    assert fused_calibration([("e5", 1), ("usem3", 1)], "margin_mean") is None
+    assert fused_calibration([("e5", 3), ("usem3", 1)], "margin_mean") is cal
+    assert fused_calibration([("e5", 4), ("usem3", 1)], "margin_mean") is None
+    assert fused_calibration([("e5", 3), ("usem3", 1)], "concat") is None
 
 
 def test_the_python_api_uses_the_calibration() -> None:

