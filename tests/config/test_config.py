@@ -177,6 +177,7 @@ def test_stopes_demo_preset_loads(tmp_path: Path) -> None:
     assert cfg.mine.candidate == "nearest"  # k_extract: 1
     assert cfg.mine.margin == "ratio" and cfg.mine.margin_norm == "mean"
     assert cfg.index.nprobe == 128  # num_probe
+    assert cfg.index.train_sample_size == 200_000  # no embedding_sample.sample_sz: ours
     assert cfg.launcher.cluster == "local" and cfg.launcher.partition is None
     # GPU and stopes-only settings are accepted and reported, not silently dropped
     ignored = " ".join(cfg.ignored)
@@ -548,3 +549,22 @@ def test_stopes_speech_preset_with_unresolvable_unused_values_loads(tmp_path: Pa
     assert cfg.src.segment is not None  # raw .ogg audio: segmented with VAD first
     assert cfg.tgt.data.shard_glob == f"{text}/{{lang}}.gz"
     assert cfg.tgt.encoder.name == "sonar_text" and cfg.tgt.lang == "fr"
+
+
+def test_stopes_sample_sz_is_the_index_training_sample(tmp_path: Path) -> None:
+    """stopes trains its index on ``embedding_sample.sample_sz`` rows; its other
+    embedding_sample keys are reported; index.train_sample_size still wins."""
+    text = STOPES_DEMO + ("embedding_sample:\n  sample_shards: false\n  max_num_workers: 40\n"
+                          "  sample_sz: ${n_sample}\nn_sample: 40_000\n")
+    cfg = load_config(_write(tmp_path, text), [f"demo_dir={tmp_path}"])
+    assert cfg.index.train_sample_size == 40_000
+    ignored = " ".join(cfg.ignored)
+    assert "embedding_sample.sample_shards" in ignored
+    assert "embedding_sample.max_num_workers" in ignored
+    assert "embedding_sample.sample_sz" not in ignored
+    own = load_config(_write(tmp_path, text, "o.yaml"),
+                      [f"demo_dir={tmp_path}", "index.train_sample_size=5000"])
+    assert own.index.train_sample_size == 5000
+    with pytest.raises(ConfigError, match="train_sample_size"):
+        load_config(_write(tmp_path, text.replace("n_sample: 40_000", "n_sample: 0"),
+                           "z.yaml"), [f"demo_dir={tmp_path}"])

@@ -33,7 +33,7 @@ TOP_KEYS = {"src_lang", "tgt_lang", "output_dir", "embedding_dimensions", "mine_
             "lang_configs", "embed_text", "embed_speech", "launcher", "mine", "index",
             "mine_indexes", "calculate_distances", "mine_sentences", "fp16", "on_error",
             "progress", "lang", "segment_audio", "work_dir", "cache", "output",
-            "max_shard_size", "sharded_langs"}
+            "max_shard_size", "sharded_langs", "embedding_sample"}
 
 
 def _variables(node: Any) -> set[str]:
@@ -242,9 +242,18 @@ def _launcher_keys(node: DictConfig, ignored: list[str]) -> list[str]:
 
 
 def _stopes_block_keys(node: DictConfig, ignored: list[str]) -> list[str]:
-    """The keys of stopes' mining blocks that speechmine reads (``block.config.key``); every
-    other key of those blocks is reported as ignored and never resolved."""
+    """The keys of stopes' mining blocks that speechmine reads (``block.config.key``, and
+    ``embedding_sample.sample_sz``: the index training sample); every other key of those
+    blocks is reported as ignored and never resolved."""
     read: list[str] = []
+    sample = node.get("embedding_sample") if "embedding_sample" in node.keys() else None
+    if isinstance(sample, DictConfig):
+        for key in map(str, sample.keys()):
+            if key == "sample_sz":
+                read.append("embedding_sample.sample_sz")
+            else:
+                ignored.append(f"embedding_sample.{key} (stopes pipeline setting: speechmine "
+                               "draws the index training sample from every part)")
     for block, keys in STOPES_READ.items():
         sub = node.get(block) if block in node.keys() else None
         if not isinstance(sub, DictConfig):
@@ -303,7 +312,8 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     # side blocks are resolved per side, after their merge; index_type is read at both levels
     side_roots = {k.split(".")[0] for k in SIDE_READ}
     read_top = [k for k in map(str, shared.keys()) if k in TOP_KEYS and k not in STOPES_READ
-                and k != "launcher" and (k not in side_roots or k == "index_type")]
+                and k not in ("launcher", "embedding_sample")
+                and (k not in side_roots or k == "index_type")]
     need: list[str] = []
     raw, _ = _resolve_keys(shared, [k for k in read_top if k not in ("src_lang", "tgt_lang")],
                            source, need)

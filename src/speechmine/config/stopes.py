@@ -13,7 +13,6 @@ from .model import DataConfig
 IGNORED_TOP = {
     "defaults": "hydra composition", "hydra": "hydra settings", "model_dir": "stopes model path",
     "vocab_dir": "stopes vocabulary path", "local_tmp_dir": "scratch dir",
-    "embedding_sample": "index sample is drawn from all shards",
     "train_index": "stopes module settings (GPU)", "populate_index": "stopes module settings",
     "merge_indexes": "stopes module settings",
     "count_lines": "stopes module settings",

@@ -484,6 +484,10 @@ def index(raw: dict[str, Any], source: str, ignored: list[str]) -> IndexConfig:
     nprobe = cd.get("num_probe")
     if nprobe is not None:
         ix.setdefault("nprobe", nprobe)
+    # stopes' embedding_sample.sample_sz: the rows the index is trained on
+    sample = raw.get("embedding_sample")
+    if isinstance(sample, dict) and sample.get("sample_sz") is not None:
+        ix.setdefault("train_sample_size", sample["sample_sz"])
     ix = check_keys(ix, {f.name for f in dataclasses.fields(IndexConfig)}, "index.", source)
     w = "index."
     d = IndexConfig()
