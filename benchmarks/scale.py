@@ -510,6 +510,8 @@ def compare(a: argparse.Namespace, root: Path) -> dict[str, Any]:
         r["planted"] = planted_scores(Path(r["out"]), planted, n)
         out[name] = r
         shutil.rmtree(work)
+        if a.json:  # what is measured so far survives a run stopped before the end
+            Path(a.json + ".partial").write_text(json.dumps(out, indent=1, default=float))
     exact = align_of(Path(out["exact"]["out"]))
     for name, _, _ in runs[1:]:  # pairs of the approximate path that the exact path mined
         out[name]["overlap"] = overlap(exact, align_of(Path(out[name]["out"])))
