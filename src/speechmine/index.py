@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import faiss
 import numpy as np
@@ -58,12 +59,15 @@ def sample_rows(sizes: Sequence[int], n: int, seed: int) -> list[np.ndarray]:
     return [pick[(pick >= lo) & (pick < hi)] - lo for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
-def train_index(factory: str, sample: np.ndarray, seed: int) -> faiss.Index:
-    """An empty index of type ``factory`` trained on ``sample`` (s, d) float32."""
+def train_index(factory: str, sample: np.ndarray, seed: int, opq_niter: int = 50
+                ) -> faiss.Index:
+    """An empty index of type ``factory`` trained on ``sample`` (s, d) float32; an OPQ
+    rotation in front is trained for ``opq_niter`` iterations (FAISS' default: 50)."""
     dim = sample.shape[1]
     index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     ivf = faiss.try_extract_index_ivf(index)
     _no_polysemous_training(index)
+    _set_opq_niter(index, opq_niter)
     if ivf is not None:
         ivf.cp.seed = seed
         if len(sample) < ivf.nlist:
@@ -72,6 +76,17 @@ def train_index(factory: str, sample: np.ndarray, seed: int) -> faiss.Index:
     log.info("training %s on %d vectors", factory, len(sample))
     index.train(np.ascontiguousarray(sample, dtype=np.float32))
     return index
+
+
+def _set_opq_niter(index: faiss.Index, niter: int) -> None:
+    """``niter`` iterations for every OPQ rotation of ``index``'s transform chain."""
+    if not isinstance(index, faiss.IndexPreTransform):
+        return
+    chain: Any = index.chain  # a SWIG vector (the stubs say list)
+    for i in range(chain.size()):
+        vt = faiss.downcast_VectorTransform(chain.at(i))
+        if isinstance(vt, faiss.OPQMatrix):
+            vt.niter = niter
 
 
 def _no_polysemous_training(index: faiss.Index) -> None:

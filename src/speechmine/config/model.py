@@ -209,6 +209,10 @@ class IndexConfig:
     #: approximate search: candidates per query re-scored exactly with the stored embeddings
     #: (the best k kept); 0 = keep the index's own (coarse, PQ) similarities, as stopes
     rerank_k: int = 64
+    #: iterations of the OPQ rotation's training (indexes whose factory starts with OPQ):
+    #: FAISS' default 50 costs ~13 s each at d=1024 on 2 cores; the first few bring most of
+    #: the gain (docs/scaling.md), so CPU users may set 5-10. Keyed: it changes the index.
+    opq_niter: int = 50
 
 
 @dataclass(frozen=True)

@@ -499,7 +499,8 @@ def index(raw: dict[str, Any], source: str, ignored: list[str]) -> IndexConfig:
                                                source, w, int, 1),
                       seed=as_num(ix, "seed", d.seed, source, w, int, 0),
                       tile=as_num(ix, "tile", d.tile, source, w, int, 16),
-                      rerank_k=as_num(ix, "rerank_k", d.rerank_k, source, w, int, 0))
+                      rerank_k=as_num(ix, "rerank_k", d.rerank_k, source, w, int, 0),
+                      opq_niter=as_num(ix, "opq_niter", d.opq_niter, source, w, int, 1))
     check_factory(out.type, "index_type", source)
     return out
 

@@ -42,7 +42,8 @@ def index_stage(cfg: RunConfig, side_cfg: SideConfig, embeds: list[Stage]) -> St
     return Stage("index", INDEX_VERSION,
                  config={"type": side_cfg.index_type or cfg.index.type,
                          "exact_max_size": cfg.index.exact_max_size, "seed": cfg.index.seed,
-                         "train_sample_size": cfg.index.train_sample_size},
+                         "train_sample_size": cfg.index.train_sample_size,
+                         "opq_niter": cfg.index.opq_niter},
                  upstream=[e.key for e in embeds], packages=("faiss", "numpy"))
 
 
@@ -100,6 +101,7 @@ class IndexJob:
     seed: int = 0
     sample_size: int = 0
     part: int = 0
+    opq_niter: int = 50
 
     @property
     def stage(self) -> Stage:
@@ -122,7 +124,7 @@ def run_index_job(job: IndexJob) -> str:
             mats = [load_embeddings(f) for f, _ in p.parts]
             picks = sample_rows([len(m) for m in mats], job.sample_size, job.seed)
             sample = np.concatenate([m[i] for m, i in zip(mats, picks)]).astype(np.float32)
-            trained = train_index(p.factory, sample, job.seed)
+            trained = train_index(p.factory, sample, job.seed, job.opq_niter)
             kill_point("index-train")
             faiss.write_index(trained, str(folder / TRAINED_FILE))
         name = TRAINED_FILE
@@ -147,7 +149,8 @@ def run_index_job(job: IndexJob) -> str:
 
 def index_jobs(plan: IndexPlan, work: Path, cfg: RunConfig, what: str) -> list[IndexJob]:
     """The jobs of one kind (``train``, ``populate``, ``merge``) for one side."""
-    base = IndexJob(plan, str(work), what, cfg.index.seed, cfg.index.train_sample_size)
+    base = IndexJob(plan, str(work), what, cfg.index.seed, cfg.index.train_sample_size,
+                    opq_niter=cfg.index.opq_niter)
     if what == "populate":
         return [dataclasses.replace(base, part=i) for i in range(len(plan.parts))]
     return [base]
