@@ -44,6 +44,15 @@ def test_a_single_encoders_weight_is_reported_as_ignored(tmp_path: Path, corpus:
     assert any("weight (one encoder" in i for i in cfg.ignored)
 
 
+def test_a_fusion_rule_without_an_ensemble_is_reported_as_ignored(tmp_path: Path,
+                                                                   corpus: Corpus) -> None:
+    cfg = load(tmp_path, corpus, A, mine={"fusion": "concat"})
+    assert any(i.startswith("mine.fusion=concat (read by encoder ensembles only")
+               for i in cfg.ignored)
+    assert not any("mine.fusion" in i for i in load(tmp_path, corpus, [A, B],
+                                                    mine={"fusion": "concat"}).ignored)
+
+
 @pytest.mark.parametrize("encoder,extra,key,text", [
     ([], {}, "embed_text.encoder", "an empty list"),
     ([A, {**B, "weight": 0}], {}, "embed_text.encoder[1].weight", "a number > 0"),

@@ -24,7 +24,7 @@ from . import validate
 from .defaults import choose_encoders
 from .ensemble import adopt_ensemble, check_ensembles, check_fusion_rule, merge_side
 from .interp import ExpansionError, check_expansion, env_dependent
-from .model import RunConfig
+from .model import MineConfig, RunConfig
 from .stopes import IGNORED_LAUNCHER, IGNORED_TOP, STOPES_READ
 from .validate import ConfigError, Source, as_bool, as_str, err
 
@@ -395,6 +395,9 @@ def build_config(cfg: DictConfig, source: str, check_files: bool = True) -> RunC
     mine = validate.mine(raw, source, ignored, [s.encoder for s in sides], notes,
                          [s.encoders for s in sides if s.more_encoders])
     check_fusion_rule(sides, mine, source)
+    if mine.fusion != MineConfig.fusion and not any(s.more_encoders for s in sides):
+        ignored.append(f"mine.fusion={mine.fusion} (read by encoder ensembles only; this run "
+                       "has one encoder a side)")
     index = validate.index(raw, source, ignored)
     launcher = validate.launcher(raw, source, ignored)
     cache = validate.cache(raw, source)
