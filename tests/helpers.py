@@ -292,6 +292,28 @@ def output_bytes(out: Path) -> dict[str, bytes]:
     return files
 
 
+def comparable_outputs(out: Path, drop: tuple[str, ...] = ("config_file",)) -> dict[str, Any]:
+    """:func:`output_bytes` of two runs made to compare: without config.yaml (it names the
+    folder and the launcher), run.json parsed and without the keys ``drop`` (by default the
+    config file's name)."""
+    import json
+
+    files: dict[str, Any] = output_bytes(out)
+    files.pop("config.yaml")
+    info = json.loads(files.pop("run.json"))
+    for key in drop:
+        info.pop(key)
+    return {**files, "run.json": info}
+
+
+def ledger_entries(out: Path, stage: str) -> list[dict[str, Any]]:
+    """The job ledger entries of ``stage`` in ``out``'s work dir (``work/jobs/<stage>/``)."""
+    import json
+
+    return [json.loads(p.read_text())
+            for p in sorted((out / "work" / "jobs" / stage).glob("*.json"))]
+
+
 # ------------------------------------------------------------------------------ HTTP server
 
 class FileServer:

@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import cli, output_bytes, sharded_preset, write_sharded
+from helpers import (
+    cli,
+    comparable_outputs,
+    ledger_entries,
+    output_bytes,
+    sharded_preset,
+    write_sharded,
+)
 
 from speechmine import encoders, progress
 from speechmine.config import Resources, load_config
@@ -70,19 +77,6 @@ def _preset(tmp: Path, data: Path, out: Path, encoder: str = "toy", **extra: Any
     return sharded_preset(tmp, data, out, {"_target_": encoder}, mine_threshold=1.05, **extra)
 
 
-def _results(out: Path) -> dict[str, Any]:
-    """The output files but config.yaml (it names the folder and the launcher), and run.json
-    without the config file's name."""
-    files: dict[str, Any] = output_bytes(out)
-    files.pop("config.yaml")
-    info = json.loads(files.pop("run.json"))
-    info.pop("config_file")
-    return {**files, "run.json": info}
-
-
-def _ledger(out: Path, stage: str) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text())
-            for p in sorted((out / "work" / "jobs" / stage).glob("*.json"))]
 
 
 def test_local_workers_and_debug_write_the_same_bytes(tmp_path: Path, corpus: Path) -> None:
@@ -90,13 +84,13 @@ def test_local_workers_and_debug_write_the_same_bytes(tmp_path: Path, corpus: Pa
                             ["launcher.workers=2"]))
     debug = run(load_config(_preset(tmp_path, corpus, tmp_path / "debug"),
                             ["launcher.cluster=debug"]))
-    assert _results(tmp_path / "local") == _results(tmp_path / "debug")
+    assert comparable_outputs(tmp_path / "local") == comparable_outputs(tmp_path / "debug")
     assert len(local.alignment) == len(debug.alignment) > 0
     # the embed jobs ran in two other processes, the debug ones in this one
-    pids = {e["pid"] for e in _ledger(tmp_path / "local", "embed")}
+    pids = {e["pid"] for e in ledger_entries(tmp_path / "local", "embed")}
     assert len(pids) == 2 and os.getpid() not in pids
-    assert {e["pid"] for e in _ledger(tmp_path / "debug", "embed")} == {os.getpid()}
-    assert all(e["state"] == "done" for e in _ledger(tmp_path / "local", "embed"))
+    assert {e["pid"] for e in ledger_entries(tmp_path / "debug", "embed")} == {os.getpid()}
+    assert all(e["state"] == "done" for e in ledger_entries(tmp_path / "local", "embed"))
 
 
 def test_a_killed_worker_is_replaced_and_its_job_retried(tmp_path: Path, corpus: Path) -> None:
@@ -106,7 +100,7 @@ def test_a_killed_worker_is_replaced_and_its_job_retried(tmp_path: Path, corpus:
     res = run(load_config(_preset(tmp_path, corpus, out, "test_crash_once"),
                           ["launcher.workers=2"]))
     crashed = int((Path(os.environ[FLAG_DIR]) / "crashed").read_text())
-    entries = _ledger(out, "embed")
+    entries = ledger_entries(out, "embed")
     assert crashed not in {e["pid"] for e in entries}  # every job ended in a live worker
     retried = [e for e in entries if e["attempt"] == 2]
     assert len(retried) == 1, entries
@@ -164,7 +158,7 @@ def test_bad_input_is_not_retried(tmp_path: Path, corpus: Path) -> None:
     proc = cli("mine", str(_preset(tmp_path, data, tmp_path / "out")), "launcher.workers=2")
     assert proc.returncode == 2
     assert "tiny.text.fr.001.xz" in proc.stderr and "UTF-8" in proc.stderr
-    scans = [e for e in _ledger(tmp_path / "out", "scan") if e["state"] == "failed"]
+    scans = [e for e in ledger_entries(tmp_path / "out", "scan") if e["state"] == "failed"]
     assert [e["attempt"] for e in scans] == [1]
 
 

@@ -19,7 +19,13 @@ from typing import Any
 import cloudpickle
 import numpy as np
 import pytest
-from helpers import output_bytes, sharded_preset, write_sharded
+from helpers import (
+    comparable_outputs,
+    ledger_entries,
+    output_bytes,
+    sharded_preset,
+    write_sharded,
+)
 
 from speechmine import encoders
 from speechmine.config import load_config
@@ -89,17 +95,6 @@ def _mine(tmp: Path, data: Path, out: str, cluster: Any, encoder: dict[str, Any]
     return run(load_config(preset, ov))
 
 
-def _results(out: Path) -> dict[str, Any]:
-    files: dict[str, Any] = output_bytes(out)
-    files.pop("config.yaml")
-    info = json.loads(files.pop("run.json"))
-    info.pop("config_file")
-    return {**files, "run.json": info}
-
-
-def _ledger(out: Path, stage: str) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text())
-            for p in sorted((out / "work" / "jobs" / stage).glob("*.json"))]
 
 
 def test_slurm_arrays_write_what_local_writes(slurm_cluster: Any, tmp_path: Path,
@@ -107,17 +102,17 @@ def test_slurm_arrays_write_what_local_writes(slurm_cluster: Any, tmp_path: Path
     toy = {"_target_": "toy"}
     local = _mine(tmp_path, corpus, "local", None, toy)
     res = _mine(tmp_path, corpus, "slurm", slurm_cluster, toy)
-    assert _results(tmp_path / "slurm") == _results(tmp_path / "local")
+    assert comparable_outputs(tmp_path / "slurm") == comparable_outputs(tmp_path / "local")
     assert len(res.alignment) == len(local.alignment) > 0
     # every job ran as a SLURM array task; 8 embed tasks in arrays of at most 3
-    embeds = _ledger(tmp_path / "slurm", "embed")
+    embeds = ledger_entries(tmp_path / "slurm", "embed")
     assert len(embeds) == 8 and all(e["executor"] == "slurm" and e["state"] == "done"
                                     for e in embeds)
     arrays = {e["slurm_array"].split("_")[0] for e in embeds}
     assert len(arrays) == 3  # 3 + 3 + 2
     for stage in ("scan", "index_train", "index_populate", "index_merge", "knn_part",
                   "select", "outputs"):
-        assert _ledger(tmp_path / "slurm", stage), stage
+        assert ledger_entries(tmp_path / "slurm", stage), stage
     # a rerun with either executor submits nothing
     again = _mine(tmp_path, corpus, "slurm", slurm_cluster, toy)
     assert again.counts["src"]["shards_embedded_this_run"] == 0
@@ -133,7 +128,7 @@ def test_a_dead_array_task_is_resubmitted(slurm_cluster: Any, tmp_path: Path, co
     ref = _mine(tmp_path, corpus, "ref", None, {"_target_": "toy"})
     res = _mine(tmp_path, corpus, "out", slurm_cluster, {"_target_": DiesOnce.name})
     died = (flags / "died").read_text()
-    embeds = _ledger(tmp_path / "out", "embed")
+    embeds = ledger_entries(tmp_path / "out", "embed")
     retried = [e for e in embeds if e["attempt"] == 2]
     assert len(retried) == 1 and retried[0]["slurm_job_id"] != died
     assert all(e["state"] == "done" for e in embeds)
@@ -163,7 +158,7 @@ def test_a_preempted_task_is_requeued_and_the_run_completes(
     victim = None
     deadline = time.time() + 240
     while victim is None and time.time() < deadline and thread.is_alive():
-        running = [e for e in _ledger(out, "embed") if e["state"] == "running"]
+        running = [e for e in ledger_entries(out, "embed") if e["state"] == "running"]
         victim = running[0] if running else None
         time.sleep(0.5)
     assert victim is not None, box
@@ -175,7 +170,7 @@ def test_a_preempted_task_is_requeued_and_the_run_completes(
     acct = subprocess.run(["sacct", "-D", "-n", "-P", "-j", victim["slurm_array"], "-o",
                            "State"], capture_output=True, text=True, check=True).stdout
     assert "REQUEUED" in acct, acct
-    again = [e for e in _ledger(out, "embed") if e["key"] == victim["key"]][0]
+    again = [e for e in ledger_entries(out, "embed") if e["key"] == victim["key"]][0]
     assert again["state"] == "done" and again["attempt"] == 1  # requeued, not resubmitted
     name = "en-fr.TH-1.05.bitext.tsv.gz"
     assert output_bytes(out)[name] == output_bytes(tmp_path / "ref")[name]
