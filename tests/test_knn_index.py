@@ -6,7 +6,14 @@ import faiss
 import numpy as np
 import pytest
 
-from speechmine.index import choose_index_type, merge, populate, sample_rows, train_index
+from speechmine.index import (
+    choose_index_type,
+    merge_on_disk,
+    populate,
+    read_index,
+    sample_rows,
+    train_index,
+)
 from speechmine.knn import exact_knn_both, index_knn
 
 
@@ -55,7 +62,21 @@ def clustered(rng, n, d, centers=40):
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_ivf_trained_populated_per_shard_and_merged_finds_true_neighbours():
+def merged_on_disk(tmp_path, trained, parts):
+    """``parts`` (populated indexes) written to files and merged on disk; the merged index
+    read back for searching."""
+    files = []
+    for i, part in enumerate(parts):
+        files.append(str(tmp_path / f"part{i}.faiss"))
+        faiss.write_index(part, files[-1])
+    out = tmp_path / "merged"
+    out.mkdir()
+    n = merge_on_disk(trained, files, str(out / "index.faiss"))
+    assert n == sum(p.ntotal for p in parts)
+    return read_index(str(out / "index.faiss"))
+
+
+def test_ivf_trained_populated_per_shard_and_merged_finds_true_neighbours(tmp_path):
     rng = np.random.default_rng(1)
     y = clustered(rng, 6000, 32)
     x = y[rng.choice(6000, 300, replace=False)] + 0.05 * unit(rng, 300, 32)
@@ -68,7 +89,7 @@ def test_ivf_trained_populated_per_shard_and_merged_finds_true_neighbours():
     for s in shards:
         parts.append(populate(trained, s, first))
         first += len(s)
-    merged = merge(trained, parts)
+    merged = merged_on_disk(tmp_path, trained, parts)
     assert merged.ntotal == 6000
     faiss.extract_index_ivf(merged).nprobe = 16
     got = index_knn(merged, x, 5, batch=100)
@@ -79,18 +100,81 @@ def test_ivf_trained_populated_per_shard_and_merged_finds_true_neighbours():
     assert (got.ids[:, 0] == want[:, 0]).mean() > 0.97
 
 
-def test_opq_ivf_pq_factory_merges_and_searches():
+def test_opq_ivf_pq_factory_merges_and_searches(tmp_path):
     rng = np.random.default_rng(2)
     y = unit(rng, 2000, 32)
     # small OPQ/PQ (4-bit codes) keeps training quick; the path (OPQ wrapper, IVF merge) is
     # the one the pipeline takes for OPQ64,IVF…,PQ64
     trained = train_index("OPQ8,IVF16,PQ8x4", y[:1000], seed=0)
-    merged = merge(trained, [populate(trained, y[:1200], 0), populate(trained, y[1200:], 1200)])
+    merged = merged_on_disk(tmp_path, trained,
+                            [populate(trained, y[:1200], 0), populate(trained, y[1200:], 1200)])
     assert merged.ntotal == 2000
     faiss.extract_index_ivf(merged).nprobe = 16
     got = index_knn(merged, y[:200], 10)
     # PQ is lossy: each vector should still find itself among its 10 nearest
     assert np.mean([i in row for i, row in enumerate(got.ids.tolist())]) > 0.95
+
+
+def test_merged_on_disk_searches_as_one_index_built_in_memory(tmp_path):
+    """The on-disk merge of three parts answers exactly like one index holding every row
+    (same training), its lists live in the .ivfdata file, and it still reads after the
+    folder moves (as a stage folder does when it is renamed into place)."""
+    rng = np.random.default_rng(5)
+    y = clustered(rng, 3000, 16)
+    trained = train_index("IVF32,PQ4", y, seed=1)
+    whole = populate(trained, y, 0)
+    parts = [populate(trained, y[a:b], a) for a, b in ((0, 1000), (1000, 1700), (1700, 3000))]
+    merged = merged_on_disk(tmp_path, trained, parts)
+    ivf = faiss.extract_index_ivf(merged)
+    assert isinstance(faiss.downcast_InvertedLists(ivf.invlists), faiss.OnDiskInvertedLists)
+    assert (tmp_path / "merged" / "index.ivfdata").stat().st_size == 3000 * (4 + 8)
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "merged").rename(moved)
+    again = read_index(str(moved / "index.faiss"))
+    for index in (whole, merged, again):
+        faiss.extract_index_ivf(index).nprobe = 8
+    d0, i0 = whole.search(y[:300], 10)
+    for index in (merged, again):
+        d, i = index.search(y[:300], 10)
+        np.testing.assert_array_equal(i, i0)
+        np.testing.assert_array_equal(d, d0)
+
+
+def test_merge_keeps_the_codes_out_of_memory(tmp_path):
+    """A merge in a fresh process: its anonymous memory grows by far less than the ~100 MB of
+    codes it merges (an in-memory merge holds them all)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    rng = np.random.default_rng(6)
+    d, n = 256, 100_000
+    trained = train_index("IVF16,Flat", unit(rng, 2000, d), seed=0)
+    files = []
+    for i in range(4):
+        files.append(str(tmp_path / f"part{i}.faiss"))
+        faiss.write_index(populate(trained, unit(rng, n // 4, d), i * n // 4), files[-1])
+    faiss.write_index(trained, str(tmp_path / "trained.faiss"))
+    code = textwrap.dedent(f"""
+        import faiss
+        from speechmine.index import merge_on_disk, read_index
+        def anon():
+            for line in open("/proc/self/status"):
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) // 1024
+        before = anon()
+        n = merge_on_disk(faiss.read_index({str(tmp_path / "trained.faiss")!r}), {files!r},
+                          {str(tmp_path / "m.faiss")!r})
+        print("merged", n, anon() - before)
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    # FAISS prints its own lines ("resizing …") on stdout
+    out = next(ln for ln in run.stdout.splitlines() if ln.startswith("merged ")).split()[1:]
+    assert int(out[0]) == n
+    codes_mib = n * d * 4 / 2**20
+    assert (tmp_path / "m.ivfdata").stat().st_size >= n * d * 4
+    assert int(out[1]) < codes_mib / 4, f"merge grew anonymous memory by {out[1]} MiB"
 
 
 def test_opq_iterations_are_the_configured_ones():

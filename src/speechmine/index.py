@@ -3,13 +3,15 @@
 Small collections are searched exactly (see :mod:`speechmine.knn`). Above
 ``IndexConfig.exact_max_size`` rows, an IVF-PQ index is chosen by size as stopes does
 (``OPQ64,IVF{n},PQ64``), trained on a seeded random sample, populated shard by shard with
-global int64 ids, then merged. Inner product on L2-normalised vectors throughout.
+global int64 ids, then merged into inverted lists on disk (memory-mapped when searched).
+Inner product on L2-normalised vectors throughout.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import faiss
@@ -114,17 +116,52 @@ def populate(trained: faiss.Index, vectors: np.ndarray, first_id: int, chunk: in
     return index
 
 
-def merge(trained: faiss.Index, shards: Iterable[faiss.Index]) -> faiss.Index:
-    """Merge per-shard IVF indexes (same training) into one; ids are kept as added.
+def lists_file(index_file: str) -> str:
+    """Where :func:`merge_on_disk` keeps an index file's inverted lists: beside it,
+    ``<stem>.ivfdata``."""
+    return str(Path(index_file).with_suffix(".ivfdata"))
 
-    ``shards`` may be a generator, so that only one shard index exists at a time."""
+
+def merge_on_disk(trained: faiss.Index, part_files: Sequence[str], index_file: str) -> int:
+    """Merge per-part IVF index files (populated from ``trained``) into ``index_file``, the
+    inverted lists (codes and ids, in part order within each list) in :func:`lists_file`.
+    Returns the number of vectors.
+
+    The parts are memory-mapped and the lists written through a mapped file, so the job's
+    memory is the trained index and the lists' directory, not the codes: 1B rows of
+    ``OPQ64,IVF262144,PQ64`` are ~72 GB of codes on disk, and a few MB here. Read the result
+    with :func:`read_index`."""
     merged = faiss.clone_index(trained)
     target = faiss.extract_index_ivf(merged)
-    for shard in shards:
-        target.merge_from(faiss.extract_index_ivf(shard), 0)
+    # kept referenced until the merge is done: each owns its mapped lists
+    parts = [faiss.read_index(f, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+             for f in part_files]
+    lists = faiss.OnDiskInvertedLists(target.nlist, target.code_size, lists_file(index_file))
+    sources = faiss.InvertedListsPtrVector()
+    for part in parts:
+        sources.push_back(faiss.extract_index_ivf(part).invlists)
+    ntotal = int(lists.merge_from_multiple(sources.data(), sources.size(), False))
+    del sources, parts
+    target.replace_invlists(lists, True)
+    lists.this.disown()  # the index owns it now
     # an OPQ wrapper counts its own ntotal
-    merged.ntotal = target.ntotal
-    return merged
+    merged.ntotal = target.ntotal = ntotal
+    faiss.write_index(merged, index_file)
+    return ntotal
+
+
+def read_index(path: str) -> faiss.Index:
+    """An index file for searching, its inverted lists memory-mapped: those of
+    :func:`merge_on_disk` from :func:`lists_file` (found beside the file, wherever the
+    folder has moved), others by FAISS' mmap reader where it can."""
+    if Path(lists_file(path)).exists():
+        # FAISS' IO_FLAG_MMAP crashes the search of on-disk lists (faiss 1.15); they are
+        # mapped by OnDiskInvertedLists itself
+        return faiss.read_index(path, faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
+    try:
+        return faiss.read_index(path, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    except RuntimeError:  # index types FAISS cannot map
+        return faiss.read_index(path)
 
 
 def set_nprobe(index: faiss.Index, nprobe: int) -> None:

@@ -38,7 +38,8 @@ def tmp_name(path: str | os.PathLike[str]) -> Path:
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
-    """Flush a directory entry (a rename inside it) to disk; a no-op where unsupported."""
+    """Flush a directory's entries (a rename inside it), or a file's data (one written by a
+    library, e.g. FAISS), to disk; a no-op where unsupported."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

@@ -5,7 +5,8 @@ rows, or a given ``index_type``), three kinds of jobs:
   sample of ``index.train_sample_size`` rows (stopes' ``sample_sz``) drawn over every part;
 * ``index_populate`` (one per part, in parallel): the trained index holding one part's rows
   with their compact ids;
-* ``index_merge`` (one per side): the parts' inverted lists merged into ``index.faiss``.
+* ``index_merge`` (one per side): the parts' inverted lists merged into ``index.faiss``,
+  the lists themselves on disk in ``index.ivfdata`` (memory-mapped, never all in memory).
 
 A *part* is a unit of embedding: a shard, or a piece of at most ``max_shard_size`` rows of one
 (language splitting, see :mod:`.split`). The side's logical ``index`` stage (its key planned
@@ -25,13 +26,14 @@ from typing import Any
 import numpy as np
 
 from ..config import RunConfig, SideConfig
-from ..index import merge, populate, sample_rows, train_index
+from ..index import lists_file, merge_on_disk, populate, read_index, sample_rows, train_index
+from ..io.atomic import fsync_dir
 from ..io.embeddings import load_embeddings
 from .stage import Stage, kill_point, run_stage
 
 log = logging.getLogger(__name__)
 
-INDEX_VERSION = 3  # 3: no polysemous training (other code bytes)
+INDEX_VERSION = 4  # 4: merged lists on disk (index.ivfdata); 3: no polysemous training
 INDEX_FILE = "index.faiss"
 TRAINED_FILE = "trained.faiss"
 PART_FILE = "part.faiss"
@@ -138,10 +140,11 @@ def run_index_job(job: IndexJob) -> str:
         name = PART_FILE
     else:
         def compute(folder: Path) -> None:
-            trained = read(p.train, TRAINED_FILE)
-            # one part's index in memory at a time
-            parts = (read(p.populate(i), PART_FILE) for i in range(len(p.parts)))
-            faiss.write_index(merge(trained, parts), str(folder / INDEX_FILE))
+            parts = [str(p.populate(i).path(work) / PART_FILE) for i in range(len(p.parts))]
+            merge_on_disk(read(p.train, TRAINED_FILE), parts, str(folder / INDEX_FILE))
+            # the lists were written through a mapping
+            fsync_dir(lists_file(str(folder / INDEX_FILE)))
+            fsync_dir(folder / INDEX_FILE)
         name = INDEX_FILE
     _, _ = run_stage(job.stage, work, compute, lambda folder: folder)
     return str(job.stage.path(work) / name)
@@ -157,11 +160,5 @@ def index_jobs(plan: IndexPlan, work: Path, cfg: RunConfig, what: str) -> list[I
 
 
 def load_index(plan: IndexPlan, work: Path) -> Any:
-    """The side's merged index (memory-mapped where FAISS can)."""
-    import faiss
-
-    path = str(plan.merged.path(work) / INDEX_FILE)
-    try:
-        return faiss.read_index(path, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-    except RuntimeError:  # index types FAISS cannot map
-        return faiss.read_index(path)
+    """The side's merged index (inverted lists memory-mapped from disk)."""
+    return read_index(str(plan.merged.path(work) / INDEX_FILE))
