@@ -137,13 +137,13 @@ def merge_on_disk(trained: faiss.Index, part_files: Sequence[str], index_file: s
     parts = [faiss.read_index(f, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
              for f in part_files]
     lists = faiss.OnDiskInvertedLists(target.nlist, target.code_size, lists_file(index_file))
-    sources = faiss.InvertedListsPtrVector()
+    sources = faiss.InvertedListsPtrVector()  # type: ignore[attr-defined]  # not in stubs
     for part in parts:
         sources.push_back(faiss.extract_index_ivf(part).invlists)
     ntotal = int(lists.merge_from_multiple(sources.data(), sources.size(), False))
     del sources, parts
     target.replace_invlists(lists, True)
-    lists.this.disown()  # the index owns it now
+    lists.this.disown()  # type: ignore[attr-defined]  # SWIG: the index owns it now
     # an OPQ wrapper counts its own ntotal
     merged.ntotal = target.ntotal = ntotal
     faiss.write_index(merged, index_file)
