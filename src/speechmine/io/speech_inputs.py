@@ -93,10 +93,11 @@ def _worker_cache(verify: str) -> Any:
 
 
 def iter_valid_waveforms(shard: str, rows: np.ndarray, units: Units, encoder: Any, chunk: int,
-                         on_error: str, verify: str = "content"
+                         on_error: str, verify: str = "content", skip: int = 0
                          ) -> Iterator[tuple[np.ndarray, list[np.ndarray],
                                          list[tuple[int, str]]]]:
-    """Yield ``(rows_ok, waveforms, rejects)`` per chunk of ``chunk`` rows, in row order.
+    """Yield ``(rows_ok, waveforms, rejects)`` per chunk of ``chunk`` rows, in row order,
+    from the chunk after the first ``skip`` (done before: their audio is not read).
 
     ``rows_ok``: the line numbers whose waveform is embedded; ``rejects``: (line number,
     reason) of the others. With ``on_error != "skip"`` the first reject raises
@@ -108,7 +109,7 @@ def iter_valid_waveforms(shard: str, rows: np.ndarray, units: Units, encoder: An
 
     cache = _worker_cache(verify)
     segs = segments_of(shard, rows, units)
-    for c0 in range(0, len(segs), chunk):
+    for c0 in range(skip * chunk, len(segs), chunk):
         part = segs[c0 : c0 + chunk]
         got = dict(load_segments(part, cache))
         ok_rows: list[int] = []

@@ -8,14 +8,19 @@ the shard's scan (its content) and, for speech, the identity of every audio file
 manifest names; never the side or the run, so the same shard under the same encoder is
 embedded once, whoever asks. Jobs are plain module-level functions over a dataclass, so any
 executor (in-process or SLURM) can run them.
+
+A job is resumable within its shard: every chunk of :data:`CHUNK_ROWS` rows is kept on disk
+as soon as it is embedded (:class:`Checkpoint`), so a job killed, preempted or timed out and
+run again (a rerun, a retry, SLURM's requeue) encodes only the chunks it had not finished.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,7 @@ import numpy as np
 
 from .. import encoders, progress
 from ..config import RunConfig, SideConfig
+from ..io.atomic import write_json, write_npy
 from ..io.embeddings import (
     EmbeddingFileError,
     NpyStreamWriter,
@@ -170,13 +176,52 @@ def load_embedding(folder: Path) -> str:
     return str(path)
 
 
+class Checkpoint:
+    """The finished chunks of one embed job, in ``<work>/embed/<key>.chunks-<CHUNK_ROWS>/``.
+
+    Chunk ``i`` (rows ``i × CHUNK_ROWS …`` of the job) is ``i.npy`` (its normalised vectors
+    in the output dtype) and ``i.json`` (its kept rows, rejects and truncations), each
+    written atomically, the JSON last: a chunk counts only once both are there. The key names
+    everything the vectors depend on, and the folder name the chunk size, so a chunk found
+    here is the chunk this job would compute. The folder goes once the stage is done.
+    """
+
+    def __init__(self, job: EmbedJob) -> None:
+        self.folder = Path(job.work) / job.stage.name / f"{job.stage.key}.chunks-{CHUNK_ROWS}"
+
+    def load(self, i: int) -> tuple[np.ndarray, dict[str, Any]] | None:
+        """Chunk ``i``'s vectors and record, or None when it is not finished (or unreadable,
+        then it is simply embedded again)."""
+        try:
+            info = json.loads((self.folder / f"{i:06d}.json").read_text())
+            arr = np.load(self.folder / f"{i:06d}.npy")
+        except (OSError, ValueError):
+            return None
+        if len(arr) != len(info["rows"]):
+            return None
+        return arr, info
+
+    def save(self, i: int, arr: np.ndarray, rows: list[int],
+             rejects: Sequence[tuple[int, str]] = (), truncated: int = 0) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_npy(self.folder / f"{i:06d}.npy", arr)
+        write_json(self.folder / f"{i:06d}.json",
+                   {"rows": rows, "rejects": [list(r) for r in rejects],
+                    "truncated": truncated}, durable=False)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def run_embed_job(job: EmbedJob) -> tuple[str, bool]:
     """Embed one shard unless done; returns (``emb.npy`` path, computed now)."""
 
     def compute(folder: Path) -> None:
         _compute(job, folder / EMB)
 
-    return run_stage(job.stage, Path(job.work), compute, load_embedding)
+    done = run_stage(job.stage, Path(job.work), compute, load_embedding)
+    Checkpoint(job).remove()
+    return done
 
 
 def _compute(job: EmbedJob, out: Path) -> None:
@@ -203,12 +248,25 @@ def _compute(job: EmbedJob, out: Path) -> None:
         # the encoder may be reused across shards (cached): count this shard's truncations
         truncated_before = enc.n_truncated
         if job.modality == "text":
+            ck = Checkpoint(job)
+            truncated = 0
             with NpyStreamWriter(out, len(rows), enc.dim, dtype, meta) as w:
-                for chunk in _text_chunks(job.shard, rows):
-                    # the bar moves per batch, not per chunk of 4,096 rows
-                    w.write(l2_normalize(enc.encode(chunk, progress=bar)))
+                for i, chunk in enumerate(_text_chunks(job.shard, rows)):
+                    got = ck.load(i)
+                    if got is None:
+                        before = enc.n_truncated
+                        # the bar moves per batch, not per chunk of 4,096 rows
+                        vecs = l2_normalize(enc.encode(chunk, progress=bar)).astype(dtype)
+                        chunk_rows = rows[i * CHUNK_ROWS:i * CHUNK_ROWS + len(chunk)]
+                        ck.save(i, vecs, chunk_rows.tolist(),
+                                truncated=enc.n_truncated - before)
+                    else:
+                        vecs = got[0]
+                        truncated += got[1]["truncated"]
+                        bar.update(len(vecs))
+                    w.write(vecs)
                     kill_point("embed")
-                w.meta["truncated"] = enc.n_truncated - truncated_before
+                w.meta["truncated"] = truncated + enc.n_truncated - truncated_before
         else:
             _embed_speech(job, rows, enc, out, dtype, meta, bar)
 
@@ -237,22 +295,42 @@ def _embed_speech(job: EmbedJob, rows: np.ndarray, enc: encoders.Encoder, out: P
     kept: list[int] = []
     rejects: list[tuple[int, str]] = []
     truncated_before = enc.n_truncated
+    truncated = 0  # in chunks taken from the checkpoint
+    ck = Checkpoint(job)
+    done: dict[int, tuple[np.ndarray, dict[str, Any]]] = {}
+    for i in range(-(-len(rows) // CHUNK_ROWS)):
+        got = ck.load(i)
+        if got is None:
+            break  # chunks are kept in order: the first missing one is where to go on
+        done[i] = got
     w = NpyStreamWriter(out, None, enc.dim, dtype, meta)
     try:
-        for ok_rows, waves, bad in iter_valid_waveforms(job.shard, rows, job.manifest_units,
-                                                        enc, CHUNK_ROWS, job.on_error,
-                                                        job.verify):
-            if waves:
-                w.write(l2_normalize(enc.encode(waves, progress=bar)))
-            kept.extend(ok_rows.tolist())
+        chunks = iter_valid_waveforms(job.shard, rows, job.manifest_units, enc, CHUNK_ROWS,
+                                      job.on_error, job.verify, skip=len(done))
+        for i in range(-(-len(rows) // CHUNK_ROWS)):
+            if i in done:
+                vecs, info = done[i]
+                ok, bad = info["rows"], [(int(r), str(why)) for r, why in info["rejects"]]
+                truncated += info["truncated"]
+                bar.update(len(ok) + len(bad))
+            else:
+                ok_rows, waves, bad = next(chunks)
+                before = enc.n_truncated
+                vecs = (l2_normalize(enc.encode(waves, progress=bar)).astype(dtype) if waves
+                        else np.zeros((0, enc.dim), dtype=dtype))
+                ok = ok_rows.tolist()
+                ck.save(i, vecs, ok, bad, enc.n_truncated - before)
+                bar.update(len(bad))  # embedded rows moved the bar batch by batch
+            if len(vecs):
+                w.write(vecs)
+            kept.extend(ok)
             rejects.extend(bad)
-            bar.update(len(bad))  # embedded rows moved the bar batch by batch
             kill_point("embed")
     except BaseException:
         w.abort()
         raise
     w.meta.update(rows_embedded=kept, rejects=[[r, why] for r, why in rejects],
-                  truncated=enc.n_truncated - truncated_before)
+                  truncated=truncated + enc.n_truncated - truncated_before)
     w.close()
 
 
