@@ -33,6 +33,7 @@ from .stopes import (
     IGNORED_ENCODER,
     IGNORED_LAUNCHER,
     LAUNCHER_ALIASES,
+    STOPES_DEFAULTS,
     StopesKeyError,
     lang_code_of,
     names_audio,
@@ -479,11 +480,13 @@ def index(raw: dict[str, Any], source: str, ignored: list[str]) -> IndexConfig:
     ix = as_mapping(raw.get("index"), "index", source)
     if raw.get("index_type"):
         ix.setdefault("type", raw["index_type"])
-    # stopes searches in calculate_distances (num_probe); mine_indexes' copy only names files
-    cd = stopes_blocks(raw).get("calculate_distances", {})
-    nprobe = cd.get("num_probe")
-    if nprobe is not None:
-        ix.setdefault("nprobe", nprobe)
+    # stopes searches in calculate_distances (num_probe); mine_indexes' copy only names files.
+    # As for the mining keys (stopes_mine_values), a stopes config that leaves it out gets
+    # stopes' default (128), not speechmine's
+    blocks = stopes_blocks(raw)
+    if blocks:
+        nprobe = blocks.get("calculate_distances", {}).get("num_probe")
+        ix.setdefault("nprobe", STOPES_DEFAULTS["num_probe"] if nprobe is None else nprobe)
     # stopes' embedding_sample.sample_sz: the rows the index is trained on
     sample = raw.get("embedding_sample")
     if isinstance(sample, dict) and sample.get("sample_sz") is not None:
