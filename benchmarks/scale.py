@@ -243,16 +243,20 @@ class Sampler(threading.Thread):
             self.stop.wait(self.period)
 
 
-def _log_start(path: Path) -> float | None:
+def _log_start(path: Path, key: str) -> float | None:
+    """When the job of stage key ``key`` last started, from its log. A log is named by the
+    job's label and appended to by every run in the same work folder (the variants), so the
+    line must name the key."""
+    start = None
     try:
         with open(path) as fh:
             for line in fh:
-                if " job " in line and "attempt" in line:
+                if f" {key}) attempt" in line:
                     stamp = line[:23]
-                    return dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                    start = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
     except (OSError, ValueError):
         pass
-    return None
+    return start
 
 
 def jobs_of_run(work: Path, since: float, sampler: Sampler) -> list[dict[str, Any]]:
@@ -262,7 +266,7 @@ def jobs_of_run(work: Path, since: float, sampler: Sampler) -> list[dict[str, An
     out = []
     for f in sorted((work / "jobs").glob("*/*.json")):
         e = json.loads(f.read_text())
-        start = _log_start(Path(e["log"])) if e.get("log") else None
+        start = _log_start(Path(e["log"]), f.stem) if e.get("log") else None
         if e.get("state") != "done" or e["time"] < since or start is None:
             continue
         samples = [s for s in sampler.samples.get(int(e["pid"]), [])
@@ -680,12 +684,16 @@ def nlist_of(n: int) -> int:
     return int(kind.split("IVF")[1].split(",")[0])
 
 
-def features(stage: str, n: int, sample: int = 200_000, nprobe: int = 128,
-             rerank_k: int = 64) -> list[float]:
-    """Per-stage cost model (terms whose coefficients are fitted), per side:
+def features(stage: str, n: int) -> list[float]:
+    """Per-stage cost model (terms whose coefficients are fitted) at speechmine's default
+    index settings (``IndexConfig``), per side:
     train: OPQ (fixed, 65536 points) + k-means (sample x nlist); populate: n x nlist
     (coarse assignment) + n (encoding); knn: n x nlist (coarse) + n x nprobe x n / nlist
     (list scanning) + n x rerank_k (re-ranking); others: n."""
+    from speechmine.config.model import IndexConfig
+
+    d = IndexConfig()
+    sample, nprobe, rerank_k = d.train_sample_size, d.nprobe, d.rerank_k
     nl = nlist_of(n)
     s = min(sample, n)
     if stage == "index_train":

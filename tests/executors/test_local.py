@@ -208,6 +208,33 @@ def test_each_worker_gets_one_gpu_and_its_share_of_the_cores(
     assert {g["OMP_NUM_THREADS"] for g in got} == {str(max(1, (os.cpu_count() or 1) // 2))}
 
 
+def thread_pools(_: Any) -> dict[str, int]:
+    """A job that reports the native thread pools it runs with (numpy's BLAS, and what a
+    library loaded now would read from the environment)."""
+    from threadpoolctl import threadpool_info
+
+    blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    return {"blas": min(blas), "env": int(os.environ["OMP_NUM_THREADS"])}
+
+
+def test_a_lone_job_gets_every_core_and_busy_workers_share_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact kNN is one job: with 2 workers on 4 cores it must run with 4 threads, not
+    its worker's 2; two jobs at once get 2 each, and a worker gets its share back after a
+    lone job."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    ex = LocalExecutor(tmp_path, max_retries=0, workers=2, show_progress=False)
+    try:
+        pair = ex.run("two", _jobs(thread_pools, [None, None]), Resources())
+        lone = ex.run("one", _jobs(thread_pools, [None]), Resources())
+        after = ex.run("again", _jobs(thread_pools, [None] * 4), Resources())
+    finally:
+        ex.close()
+    assert pair == [{"blas": 2, "env": 2}] * 2
+    assert lone == [{"blas": 4, "env": 4}]
+    assert after == [{"blas": 2, "env": 2}] * 4
+
+
 def test_progress_of_workers_reaches_the_driver(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[int, int]] = []

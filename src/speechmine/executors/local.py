@@ -3,7 +3,9 @@
 ``local`` keeps a pool of worker processes for the whole run (started with ``spawn``: no
 inherited locks or OpenMP state) and hands each idle worker the next job. Workers split the
 machine: each gets ``cores / workers`` BLAS/OpenMP threads and, when GPUs are visible, one GPU
-of its own (``CUDA_VISIBLE_DEVICES``). A job's output and errors go to its log file
+of its own (``CUDA_VISIBLE_DEVICES``); a stage with fewer jobs than workers (the exact kNN,
+select, outputs: one job) gives each of its jobs ``cores / jobs`` threads instead, so a lone
+job does not leave cores idle. A job's output and errors go to its log file
 (``work/logs/<stage>/<label>.<attempt>.log``); its progress is forwarded to one bar per stage
 in the driver. A worker that dies (killed, out of memory, a crash in native code) is
 replaced and its job retried; the driver itself never loads a model or an embedding matrix.
@@ -14,6 +16,7 @@ retry rule: what tests and pdb need.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -24,7 +27,7 @@ import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -139,7 +142,7 @@ def _worker_main(conn: Connection, ledger_root: str, plugins: Plugins,
         msg = conn.recv()
         if msg is None:
             return
-        job, logf, attempt = msg
+        job, logf, attempt, threads = msg
         Path(logf).parent.mkdir(parents=True, exist_ok=True)
         # the job's native output (FAISS, torch, tracebacks) goes to its log file too
         saved = os.dup(1), os.dup(2)
@@ -148,7 +151,8 @@ def _worker_main(conn: Connection, ledger_root: str, plugins: Plugins,
         os.dup2(fd, 2)
         os.close(fd)
         try:
-            result = run_logged(job, logf, ledger, attempt)
+            with job_threads(threads):
+                result = run_logged(job, logf, ledger, attempt)
             reply: tuple[Any, ...] = ("done", result)
         except BaseException as exc:
             reply = ("error", _portable(exc), traceback.format_exc())
@@ -158,6 +162,30 @@ def _worker_main(conn: Connection, ledger_root: str, plugins: Plugins,
             os.close(saved[0])
             os.close(saved[1])
         conn.send(reply)
+
+
+#: the environment variables that size native thread pools when a library loads
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def job_threads(n: int) -> Iterator[None]:
+    """Run a job with ``n`` native threads: the BLAS and OpenMP pools already loaded (numpy's
+    BLAS, FAISS' OpenMP) through threadpoolctl, and those a job loads (torch) through the
+    environment they read at load time; the worker's own share comes back afterwards."""
+    from threadpoolctl import threadpool_limits
+
+    saved = {k: os.environ.get(k) for k in THREAD_VARS}
+    os.environ.update({k: str(n) for k in THREAD_VARS})
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -215,7 +243,8 @@ class LocalExecutor:
         self.max_retries, self.show_progress = max_retries, show_progress
         self.gpus = visible_gpus()
         self.size = workers or auto_workers(self.gpus)
-        self.threads = max(1, (os.cpu_count() or 1) // self.size)
+        self.cores = os.cpu_count() or 1
+        self.threads = max(1, self.cores // self.size)  # a worker's share, when all are busy
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
 
@@ -238,6 +267,8 @@ class LocalExecutor:
         results: dict[int, Any] = {}
         pending = deque(range(len(jobs)))
         attempts = Attempts(self.max_retries)
+        # the cores are shared among the jobs that can run at once
+        self._job_threads = max(1, self.cores // min(self.size, len(jobs)))
         totals = {"n": 0, "total": 0}
         bar = progress.bar(total=None, desc=stage, unit="row",
                            disable=not self.show_progress or progress._sink is not None)
@@ -257,7 +288,7 @@ class LocalExecutor:
         n = attempts.start(i)
         w.job, w.log = i, str(log_path(self.work, jobs[i], n))
         self.ledger.record(jobs[i], "queued", attempt=n, log=w.log)
-        w.conn.send((jobs[i], w.log, n))
+        w.conn.send((jobs[i], w.log, n, self._job_threads))
 
     def _wait_one(self, jobs: Sequence[Job], results: dict[int, Any], pending: deque[int],
                   attempts: Attempts, bar: Any, totals: dict[str, int]) -> None:
