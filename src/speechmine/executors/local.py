@@ -175,11 +175,17 @@ def job_threads(n: int) -> Iterator[None]:
     environment they read at load time; the worker's own share comes back afterwards."""
     from threadpoolctl import threadpool_limits
 
-    saved = {k: os.environ.get(k) for k in THREAD_VARS}
-    os.environ.update({k: str(n) for k in THREAD_VARS})
+    with environ({k: str(n) for k in THREAD_VARS}), threadpool_limits(limits=n):
+        yield
+
+
+@contextlib.contextmanager
+def environ(env: dict[str, str]) -> Iterator[None]:
+    """``env`` set in this process's environment for the block, then put back as it was."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
-        with threadpool_limits(limits=n):
-            yield
+        yield
     finally:
         for k, v in saved.items():
             if v is None:
@@ -206,16 +212,8 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_worker_main,
                                 args=(child, ledger_root, plugins, os.getpid()), daemon=True)
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)  # a spawned child starts with the parent's environment
-        try:
+        with environ(env):  # a spawned child starts with the parent's environment
             self.proc.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         child.close()
         self.job: int | None = None  # index of the job it runs
         self.log: str | None = None
