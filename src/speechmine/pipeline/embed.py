@@ -190,11 +190,12 @@ class Checkpoint:
         self.folder = Path(job.work) / job.stage.name / f"{job.stage.key}.chunks-{CHUNK_ROWS}"
 
     def load(self, i: int) -> tuple[np.ndarray, dict[str, Any]] | None:
-        """Chunk ``i``'s vectors and record, or None when it is not finished (or unreadable,
-        then it is simply embedded again)."""
+        """Chunk ``i``'s vectors (memory-mapped: finished chunks are not held in memory) and
+        record, or None when it is not finished (or unreadable, then it is simply embedded
+        again)."""
         try:
             info = json.loads((self.folder / f"{i:06d}.json").read_text())
-            arr = np.load(self.folder / f"{i:06d}.npy")
+            arr = np.load(self.folder / f"{i:06d}.npy", mmap_mode="r")
         except (OSError, ValueError):
             return None
         if len(arr) != len(info["rows"]):

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..config import RunConfig, SideConfig
+from ..config.model import IndexConfig
 from ..index import lists_file, merge_on_disk, populate, read_index, sample_rows, train_index
 from ..io.atomic import fsync_dir
 from ..io.embeddings import load_embeddings
@@ -103,7 +104,7 @@ class IndexJob:
     seed: int = 0
     sample_size: int = 0
     part: int = 0
-    opq_niter: int = 50
+    opq_niter: int = IndexConfig.opq_niter
 
     @property
     def stage(self) -> Stage:
